@@ -1,0 +1,256 @@
+//! Operator actions and views: what the CLI and dashboard call. Neither runs
+//! SQL of its own.
+
+use serde::Serialize;
+
+use super::Client;
+use crate::db::job::{self as q, JobListParams};
+use crate::db::queue as qq;
+use crate::error::{Error, Result};
+use crate::job::{JobRow, JobState};
+use crate::validate;
+
+/// Most jobs one [`Client::jobs_list`] call returns.
+pub const LIST_LIMIT_MAX: i64 = 1000;
+/// Jobs a [`Client::jobs_list`] call returns unless told otherwise.
+pub const LIST_LIMIT_DEFAULT: i64 = 50;
+
+/// Which jobs to list. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this queue.
+    pub queue: Option<String>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs with ids below this (for paging: pass the last id seen).
+    pub before_id: Option<i64>,
+    /// At most this many (default [`LIST_LIMIT_DEFAULT`], at most [`LIST_LIMIT_MAX`]).
+    pub limit: Option<i64>,
+}
+
+impl JobFilter {
+    /// Matches every job.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only jobs in `state`.
+    pub fn state(mut self, state: JobState) -> Self {
+        self.state = Some(state);
+        self
+    }
+    /// Only jobs of `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+    /// Only jobs of `kind`.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+    /// Only jobs with ids below `id`.
+    pub fn before_id(mut self, id: i64) -> Self {
+        self.before_id = Some(id);
+        self
+    }
+    /// At most `n` jobs.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// The result of cancelling one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelResult {
+    /// It was not running: it is cancelled now.
+    Cancelled,
+    /// It is running: its handler has been told to stop, and the job ends as
+    /// cancelled when it does (or when its lease runs out).
+    Cancelling,
+    /// No unfinished job has this id (finished already, or unknown).
+    NotFound,
+}
+
+/// Counts for one queue and state.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: JobState,
+    /// Jobs in it.
+    pub count: i64,
+    /// For `available`: how long the oldest one has been due, in seconds.
+    pub oldest_available_secs: Option<f64>,
+}
+
+/// A queue's settings and live counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueInfo {
+    /// Its name.
+    pub name: String,
+    /// Whether claims from it are stopped.
+    pub paused: bool,
+    /// Jobs ready to run.
+    pub available: i64,
+    /// Jobs running.
+    pub running: i64,
+    /// Jobs scheduled or waiting to retry.
+    pub waiting: i64,
+}
+
+impl Client {
+    /// One job by id, unfinished or archived.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        let conn = self.conn().await?;
+        let row = q::get(&self.exec(&conn), self.stmts(), id).await.map_err(|e| self.pg(e))?;
+        row.as_ref().map(JobRow::from_row).transpose()
+    }
+
+    /// Jobs matching `filter`, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a bad queue or kind name or limit.
+    pub async fn jobs_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        if let Some(qn) = &filter.queue {
+            validate::queue("queue", qn)?;
+        }
+        if let Some(k) = &filter.kind {
+            validate::kind("kind", k)?;
+        }
+        let limit = filter.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+        if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+            return Err(Error::invalid("limit", format!("{limit} is out of range 1 to {LIST_LIMIT_MAX}")));
+        }
+        let p = JobListParams {
+            state: filter.state.map(JobState::as_str),
+            queue: filter.queue.as_deref(),
+            kind: filter.kind.as_deref(),
+            before_id: filter.before_id,
+            limit,
+        };
+        let conn = self.conn().await?;
+        let rows = q::list(&self.exec(&conn), self.stmts(), &p).await.map_err(|e| self.pg(e))?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    /// Job counts by queue and state, with the age of each queue's oldest
+    /// available job.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let conn = self.conn().await?;
+        let rows = q::stats(&self.exec(&conn), self.stmts()).await.map_err(|e| self.pg(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueStats {
+                    queue: r.get(0),
+                    state: r.get::<_, &str>(1).parse()?,
+                    count: r.get(2),
+                    oldest_available_secs: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    /// Cancels jobs by id, in one statement. Waiting jobs are cancelled at
+    /// once; running ones are told to stop (see [`CancelResult`]).
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn cancel(&self, ids: &[i64]) -> Result<Vec<(i64, CancelResult)>> {
+        let conn = self.conn().await?;
+        let db = self.exec(&conn);
+        let mut found: std::collections::HashMap<i64, CancelResult> = std::collections::HashMap::new();
+        let mut todo: Vec<i64> = ids.to_vec();
+        // A job claimed between the statement's snapshot and its row lock is
+        // seen by neither branch; it is still unfinished, so ask again.
+        for _ in 0..5 {
+            for (id, st) in q::cancel(&db, self.stmts(), &todo).await.map_err(|e| self.pg(e))? {
+                let r = if st == "cancelled" { CancelResult::Cancelled } else { CancelResult::Cancelling };
+                found.insert(id, r);
+            }
+            let missing: Vec<i64> = todo.iter().copied().filter(|id| !found.contains_key(id)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            todo = q::hot_ids(&db, self.stmts(), &missing).await.map_err(|e| self.pg(e))?;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        Ok(ids.iter().map(|id| (*id, found.get(id).copied().unwrap_or(CancelResult::NotFound))).collect())
+    }
+
+    /// Makes jobs available again: finished ones come back from the archive
+    /// with at least one attempt left, waiting ones run now. Returns the ids
+    /// that were retried; running and unknown ids are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Duplicate`] when a retried job's unique key is held by
+    /// another unfinished job (nothing is retried then).
+    pub async fn retry(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let conn = self.conn().await?;
+        q::retry(&self.exec(&conn), self.stmts(), ids).await.map_err(|e| self.pg(e))
+    }
+
+    /// Pauses a queue: claims from it return nothing until it is resumed.
+    /// Jobs keep arriving and running jobs finish.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a bad queue name.
+    pub async fn queue_pause(&self, queue: &str) -> Result<()> {
+        self.queue_set_paused(queue, true).await
+    }
+
+    /// Resumes a paused queue; its workers are woken.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a bad queue name.
+    pub async fn queue_resume(&self, queue: &str) -> Result<()> {
+        self.queue_set_paused(queue, false).await
+    }
+
+    async fn queue_set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        validate::queue("queue", queue)?;
+        let conn = self.conn().await?;
+        qq::set_paused(&self.exec(&conn), self.stmts(), queue, paused).await.map_err(|e| self.pg(e))?;
+        Ok(())
+    }
+
+    /// Every queue with jobs or settings, with counts.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let conn = self.conn().await?;
+        let rows = qq::list(&self.exec(&conn), self.stmts()).await.map_err(|e| self.pg(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| QueueInfo {
+                name: r.get(0),
+                paused: r.get(1),
+                available: r.get(2),
+                running: r.get(3),
+                waiting: r.get(4),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,296 @@
+//! What a caller hands to enqueue: a [`NewJob`] (kind, JSON args) and its
+//! [`EnqueueOptions`], checked here and laid out as the column arrays of
+//! `db/job/insert.sql`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::validate;
+
+/// Per-job settings for an enqueue. Everything is optional: unset fields
+/// take the job type's defaults (see [`Job`]) or the library's.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = skiplock::EnqueueOptions::new()
+///     .queue("mail")
+///     .priority(1)
+///     .delay(Duration::from_secs(60))
+///     .unique_key("welcome:user-42");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct EnqueueOptions {
+    /// The queue (default: the job type's, else `default`).
+    pub queue: Option<String>,
+    /// Priority 0 (first) to 9 (last) (default 0).
+    pub priority: Option<i16>,
+    /// Run no earlier than this instant. Takes precedence over `delay`.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Run no earlier than this long after the insert commits' statement
+    /// starts (database clock).
+    pub delay: Option<Duration>,
+    /// Attempts before the job is discarded (default 20).
+    pub max_attempts: Option<i32>,
+    /// At most one unfinished job holds a key: enqueueing a second returns
+    /// the first one's id and inserts nothing.
+    pub unique_key: Option<String>,
+    /// Free-form labels, for filtering.
+    pub tags: Vec<String>,
+    /// Free-form JSON object kept with the job.
+    pub meta: Option<serde_json::Value>,
+}
+
+impl EnqueueOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+    /// Sets the priority, 0 (first) to 9 (last).
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    /// Runs the job no earlier than `at`.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    /// Runs the job no earlier than `delay` from now (database clock).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+    /// Sets the attempts allowed.
+    pub fn max_attempts(mut self, n: i32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    /// Sets the unique key.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+    /// Sets the metadata object.
+    pub fn meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+}
+
+/// A job to insert, with its kind and args already in JSON form. Build one
+/// from a typed [`Job`] with [`NewJob::typed`], or from any kind and JSON
+/// with [`NewJob::from_json`] (the CLI and other languages do).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub(crate) kind: String,
+    pub(crate) args: Box<RawValue>,
+    pub(crate) opts: EnqueueOptions,
+    pub(crate) defaults: Defaults,
+}
+
+/// A job type's defaults, carried until the options are resolved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    queue: &'static str,
+    priority: i16,
+    max_attempts: i32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            queue: validate::QUEUE_DEFAULT,
+            priority: validate::PRIORITY_DEFAULT,
+            max_attempts: validate::MAX_ATTEMPTS_DEFAULT,
+        }
+    }
+}
+
+impl NewJob {
+    /// A typed job with the type's defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] when `job` cannot be serialized.
+    pub fn typed<J: Job>(job: &J, opts: EnqueueOptions) -> Result<NewJob> {
+        let args =
+            serde_json::value::to_raw_value(job).map_err(|source| Error::Json { kind: J::KIND.into(), source })?;
+        Ok(NewJob {
+            kind: J::KIND.to_owned(),
+            args,
+            opts,
+            defaults: Defaults { queue: J::QUEUE, priority: J::PRIORITY, max_attempts: J::MAX_ATTEMPTS },
+        })
+    }
+
+    /// A job of any `kind` whose args are the serde form of `args`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] when `args` cannot be serialized.
+    pub fn new(kind: impl Into<String>, args: &impl Serialize, opts: EnqueueOptions) -> Result<NewJob> {
+        let kind = kind.into();
+        let args =
+            serde_json::value::to_raw_value(args).map_err(|source| Error::Json { kind: kind.clone(), source })?;
+        Ok(NewJob { kind, args, opts, defaults: Defaults::default() })
+    }
+
+    /// A job of any `kind` whose args are JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for `args` when the text is not JSON.
+    pub fn from_json(kind: impl Into<String>, args: &str, opts: EnqueueOptions) -> Result<NewJob> {
+        let args = RawValue::from_string(args.to_owned())
+            .map_err(|e| Error::invalid("args", format!("is not valid JSON: {e}")))?;
+        Ok(NewJob { kind: kind.into(), args, opts, defaults: Defaults::default() })
+    }
+
+    /// The job's kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The job's args as JSON text.
+    pub fn args(&self) -> &str {
+        self.args.get()
+    }
+
+    /// The job's options.
+    pub fn options(&self) -> &EnqueueOptions {
+        &self.opts
+    }
+
+    /// Checks every field; `at` prefixes field names (`jobs[3].`) in bulk calls.
+    pub(crate) fn check(&self, at: &str, args_max: usize) -> Result<()> {
+        let f = |name: &str| format!("{at}{name}");
+        validate::kind(&f("kind"), &self.kind)?;
+        validate::queue(&f("queue"), self.queue())?;
+        validate::json(&f("args"), self.args.get(), args_max)?;
+        validate::priority(&f("priority"), self.priority())?;
+        validate::max_attempts(&f("max_attempts"), self.max_attempts())?;
+        if let Some(at_time) = self.opts.run_at {
+            validate::run_at(&f("run_at"), at_time)?;
+        } else if let Some(d) = self.opts.delay {
+            validate::delay(&f("delay"), d)?;
+        }
+        if let Some(key) = &self.opts.unique_key {
+            validate::text(&f("unique_key"), key, validate::UNIQUE_KEY_MAX)?;
+        }
+        if self.opts.tags.len() > validate::TAGS_MAX {
+            return Err(Error::invalid(
+                f("tags"),
+                format!("has {} tags, the limit is {}", self.opts.tags.len(), validate::TAGS_MAX),
+            ));
+        }
+        for (i, tag) in self.opts.tags.iter().enumerate() {
+            validate::text(&f(&format!("tags[{i}]")), tag, validate::TAG_MAX)?;
+        }
+        if let Some(meta) = &self.opts.meta {
+            if !meta.is_object() {
+                return Err(Error::invalid(f("meta"), "must be a JSON object"));
+            }
+            validate::json(&f("meta"), &meta.to_string(), validate::META_MAX_BYTES)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue(&self) -> &str {
+        self.opts.queue.as_deref().unwrap_or(self.defaults.queue)
+    }
+    fn priority(&self) -> i16 {
+        self.opts.priority.unwrap_or(self.defaults.priority)
+    }
+    fn max_attempts(&self) -> i32 {
+        self.opts.max_attempts.unwrap_or(self.defaults.max_attempts)
+    }
+}
+
+/// The result of enqueueing one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// The job's id: the new job's, or for a duplicate unique key, the id of
+    /// the unfinished job that holds the key.
+    pub id: i64,
+    /// False when nothing was inserted because of the unique key.
+    pub inserted: bool,
+}
+
+/// Jobs laid out as the column arrays of `insert.sql`.
+#[derive(Default)]
+pub(crate) struct Columns {
+    pub queue: Vec<String>,
+    pub kind: Vec<String>,
+    pub args: Vec<Box<RawValue>>,
+    pub priority: Vec<i16>,
+    pub run_at: Vec<Option<DateTime<Utc>>>,
+    pub delay_ms: Vec<Option<i64>>,
+    pub max_attempts: Vec<i32>,
+    pub unique_key: Vec<Option<String>>,
+    pub tags: Vec<Option<String>>,
+    pub meta: Vec<String>,
+}
+
+impl Columns {
+    /// Validates and lays out `jobs`. Single-job calls name fields plainly;
+    /// bulk calls prefix them with `jobs[i].`.
+    pub fn build(jobs: Vec<NewJob>, args_max: usize) -> Result<Columns> {
+        let n = jobs.len();
+        let mut c = Columns::default();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let at = if n == 1 { String::new() } else { format!("jobs[{i}].") };
+            job.check(&at, args_max)?;
+            c.queue.push(job.queue().to_owned());
+            c.priority.push(job.priority());
+            c.max_attempts.push(job.max_attempts());
+            c.run_at.push(job.opts.run_at);
+            c.delay_ms.push(job.opts.delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+            c.unique_key.push(job.opts.unique_key);
+            c.tags.push(if job.opts.tags.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&job.opts.tags).expect("strings serialize"))
+            });
+            c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
+            c.kind.push(job.kind);
+            c.args.push(job.args);
+        }
+        Ok(c)
+    }
+
+    /// The jobs at `idx`, for asking again about some of them.
+    pub fn subset(&self, idx: &[usize]) -> Columns {
+        let mut c = Columns::default();
+        for &i in idx {
+            c.queue.push(self.queue[i].clone());
+            c.kind.push(self.kind[i].clone());
+            c.args.push(self.args[i].clone());
+            c.priority.push(self.priority[i]);
+            c.run_at.push(self.run_at[i]);
+            c.delay_ms.push(self.delay_ms[i]);
+            c.max_attempts.push(self.max_attempts[i]);
+            c.unique_key.push(self.unique_key[i].clone());
+            c.tags.push(self.tags[i].clone());
+            c.meta.push(self.meta[i].clone());
+        }
+        c
+    }
+}

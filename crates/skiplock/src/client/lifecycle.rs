@@ -1,0 +1,302 @@
+//! The job lifecycle as batch calls, each one statement and one round trip:
+//! claim, finish (complete, fail, snooze, cancel, discard, release),
+//! heartbeat, rescue and promote. Every write made on behalf of a running
+//! attempt carries its [`Lease`] and is fenced by it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Client;
+use crate::db::job::{self as q, FinishColumns, JobClaimParams};
+use crate::error::{Error, Result};
+use crate::job::{ClaimedJob, JobState, Lease};
+use crate::validate;
+
+/// Longest error text kept per attempt, in bytes; longer ones keep their end
+/// (where a stack trace or stderr says what finally went wrong).
+pub const ERROR_TEXT_MAX: usize = 8 << 10;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It succeeded: the job is completed.
+    Completed,
+    /// It failed: the job is retried after `retry_in`, or discarded once its
+    /// attempts are used up. `error` joins the job's history.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// Try again after this long without using up an attempt.
+    Snoozed(Duration),
+    /// Stop for good as cancelled; the reason, if any, joins the history.
+    Cancelled(Option<String>),
+    /// Stop for good as discarded; the reason joins the history.
+    Discarded(String),
+    /// Give the job back untouched (available now, attempt not counted):
+    /// what a worker does with jobs it could not finish before shutting down.
+    Released,
+}
+
+/// An attempt's outcome, with the lease it ran under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// The claim's lease.
+    pub lease: Lease,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// What a batch of lease-fenced writes did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinishReport {
+    /// Jobs whose lease still held, with the state each reached.
+    pub applied: Vec<(i64, JobState)>,
+    /// Jobs whose lease no longer held (expired and rescued, reclaimed,
+    /// cancelled by an operator): nothing was written for them.
+    pub stale: Vec<i64>,
+}
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatReport {
+    /// Leases extended.
+    pub extended: Vec<i64>,
+    /// Of those, jobs an operator asked to cancel.
+    pub cancel_requested: Vec<i64>,
+    /// Leases that no longer held: stop those handlers.
+    pub lost: Vec<i64>,
+}
+
+/// What a rescue pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescueReport {
+    /// Jobs taken back from dead workers, with the state each went to
+    /// (available, discarded when out of attempts, or cancelled).
+    pub rescued: Vec<(i64, JobState)>,
+}
+
+/// What a scheduler pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromoteReport {
+    /// Jobs made available, per queue.
+    pub per_queue: Vec<(String, i64)>,
+    /// When the next waiting job falls due, if any.
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+impl PromoteReport {
+    /// Jobs made available in all.
+    pub fn total(&self) -> i64 {
+        self.per_queue.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn millis(field: &str, d: Duration) -> Result<i64> {
+    i64::try_from(d.as_millis()).map_err(|_| Error::invalid(field, "is too long"))
+}
+
+/// Trims error text to [`ERROR_TEXT_MAX`] (keeping the end) and replaces NUL,
+/// which PostgreSQL text cannot hold.
+pub(crate) fn error_text(s: &str) -> String {
+    let s = if s.len() > ERROR_TEXT_MAX {
+        let mut cut = s.len() - ERROR_TEXT_MAX;
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        format!("…{}", &s[cut..])
+    } else {
+        s.to_owned()
+    };
+    s.replace('\0', "\u{fffd}")
+}
+
+impl Client {
+    /// Claims up to `limit` available jobs of `queue`, in (priority, run_at,
+    /// id) order, for the worker named `worker`, each leased for `lease`.
+    /// Concurrent claimers never get the same job (`FOR UPDATE SKIP
+    /// LOCKED`). A paused queue yields nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a bad queue name, a zero or negative
+    /// `limit`, or a lease under one millisecond.
+    ///
+    /// # Example: claim and complete by hand
+    ///
+    /// ```no_run
+    /// # async fn run(client: skiplock::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let jobs = client.claim("default", 100, Duration::from_secs(30), "worker-1").await?;
+    /// let leases: Vec<_> = jobs.iter().map(|j| j.lease).collect();
+    /// let report = client.complete(&leases).await?;
+    /// assert!(report.stale.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn claim(&self, queue: &str, limit: i64, lease: Duration, worker: &str) -> Result<Vec<ClaimedJob>> {
+        validate::queue("queue", queue)?;
+        if limit < 1 {
+            return Err(Error::invalid("limit", format!("{limit} must be at least 1")));
+        }
+        let lease_ms = millis("lease", lease)?;
+        if lease_ms < 1 {
+            return Err(Error::invalid("lease", "must be at least 1ms"));
+        }
+        validate::text("worker", worker, 255)?;
+        let conn = self.conn().await?;
+        q::claim(&self.exec(&conn), self.stmts(), &JobClaimParams { queue, limit, lease_ms, worker })
+            .await
+            .map_err(|e| self.pg(e))
+    }
+
+    /// Records many attempts' outcomes in one statement, each fenced by its
+    /// lease: a stale lease changes nothing and is reported in
+    /// [`FinishReport::stale`], never as an error.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only; [`Error::is_transient`] tells whether to retry
+    /// (retrying is safe: an outcome already written makes its lease stale).
+    pub async fn finish(&self, items: &[Finish]) -> Result<FinishReport> {
+        if items.is_empty() {
+            return Ok(FinishReport::default());
+        }
+        let mut c = FinishColumns::default();
+        for f in items {
+            let (outcome, error, delay) = match &f.outcome {
+                Outcome::Completed => ("completed", None, Duration::ZERO),
+                Outcome::Failed { error, retry_in } => ("failed", Some(error_text(error)), *retry_in),
+                Outcome::Snoozed(d) => ("snoozed", None, *d),
+                Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(error_text), Duration::ZERO),
+                Outcome::Discarded(reason) => ("discarded", Some(error_text(reason)), Duration::ZERO),
+                Outcome::Released => ("released", None, Duration::ZERO),
+            };
+            c.id.push(f.lease.id);
+            c.token.push(f.lease.token);
+            c.outcome.push(outcome);
+            c.error.push(error);
+            c.delay_ms.push(millis("delay", delay)?);
+        }
+        let conn = self.conn().await?;
+        let applied = q::finish(&self.exec(&conn), self.stmts(), &c).await.map_err(|e| self.pg(e))?;
+        let held: HashSet<i64> = applied.iter().map(|(id, _)| *id).collect();
+        let stale = items.iter().map(|f| f.lease.id).filter(|id| !held.contains(id)).collect();
+        Ok(FinishReport { applied, stale })
+    }
+
+    /// Completes jobs: [`Client::finish`] with [`Outcome::Completed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::finish`].
+    pub async fn complete(&self, leases: &[Lease]) -> Result<FinishReport> {
+        self.finish_all(leases, |_| Outcome::Completed).await
+    }
+
+    /// Fails attempts: each job is retried after its backoff, or discarded
+    /// when its attempts are used up, and `error` joins its history.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::finish`].
+    pub async fn fail(&self, failures: &[(Lease, String, Duration)]) -> Result<FinishReport> {
+        let items: Vec<Finish> = failures
+            .iter()
+            .map(|(lease, error, retry_in)| Finish {
+                lease: *lease,
+                outcome: Outcome::Failed { error: error.clone(), retry_in: *retry_in },
+            })
+            .collect();
+        self.finish(&items).await
+    }
+
+    /// Snoozes jobs: back to scheduled for `delay` (available at once if
+    /// zero), without using up an attempt.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::finish`].
+    pub async fn snooze(&self, leases: &[Lease], delay: Duration) -> Result<FinishReport> {
+        self.finish_all(leases, |_| Outcome::Snoozed(delay)).await
+    }
+
+    /// Releases jobs back to available without using up an attempt (worker
+    /// shutdown).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::finish`].
+    pub async fn release(&self, leases: &[Lease]) -> Result<FinishReport> {
+        self.finish_all(leases, |_| Outcome::Released).await
+    }
+
+    async fn finish_all(&self, leases: &[Lease], outcome: impl Fn(&Lease) -> Outcome) -> Result<FinishReport> {
+        let items: Vec<Finish> = leases.iter().map(|l| Finish { lease: *l, outcome: outcome(l) }).collect();
+        self.finish(&items).await
+    }
+
+    /// Extends the leases of running jobs by `lease` from now (database
+    /// clock), in one statement.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only; lost leases are reported in the result.
+    pub async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<HeartbeatReport> {
+        if leases.is_empty() {
+            return Ok(HeartbeatReport::default());
+        }
+        let conn = self.conn().await?;
+        let held = q::heartbeat(&self.exec(&conn), self.stmts(), leases, millis("lease", lease)?)
+            .await
+            .map_err(|e| self.pg(e))?;
+        let ids: HashSet<i64> = held.iter().map(|(id, _)| *id).collect();
+        Ok(HeartbeatReport {
+            extended: held.iter().map(|(id, _)| *id).collect(),
+            cancel_requested: held.iter().filter(|(_, c)| *c).map(|(id, _)| *id).collect(),
+            lost: leases.iter().map(|l| l.id).filter(|id| !ids.contains(id)).collect(),
+        })
+    }
+
+    /// Takes back up to `limit` running jobs whose lease expired: to
+    /// available, or discarded when out of attempts, or cancelled when an
+    /// operator asked. Safe to run from many processes at once.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn rescue(&self, limit: i64) -> Result<RescueReport> {
+        let conn = self.conn().await?;
+        let rescued = q::rescue(&self.exec(&conn), self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
+        Ok(RescueReport { rescued })
+    }
+
+    /// Makes up to `limit` scheduled and retryable jobs whose time has come
+    /// available, and wakes their queues.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn promote(&self, limit: i64) -> Result<PromoteReport> {
+        let conn = self.conn().await?;
+        let p = q::promote(&self.exec(&conn), self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
+        Ok(PromoteReport { per_queue: p.per_queue, next_run_at: p.next_run_at })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_keeps_the_end_and_drops_nul() {
+        let long = format!("{}END", "é".repeat(ERROR_TEXT_MAX));
+        let t = error_text(&long);
+        assert!(t.len() <= ERROR_TEXT_MAX + "…".len() + 1);
+        assert!(t.ends_with("END") && t.starts_with('…'));
+        assert_eq!(error_text("a\0b"), "a\u{fffd}b");
+    }
+}

@@ -1,0 +1,386 @@
+//! [`Client`]: the handle a service keeps to enqueue jobs, drive their
+//! lifecycle and act on them as an operator. Cheap to clone; holds a pool.
+
+mod admin;
+pub(crate) mod enqueue;
+mod lifecycle;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use admin::{CancelResult, JobFilter, QueueInfo, QueueStats};
+pub use enqueue::{EnqueueOptions, Enqueued, NewJob};
+pub use lifecycle::{Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
+
+use crate::db::{self, Exec, Pooled, StatementMode, Statements};
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::schema::{self, MigrateReport, Schema};
+use crate::validate;
+
+/// Default size of the client's connection pool.
+pub const POOL_SIZE_DEFAULT: usize = 16;
+/// Default wait for a pooled connection before [`Error::Pool`].
+pub const POOL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Settings for a [`Client`]. Build with [`Client::builder`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    schema: Schema,
+    pool_size: usize,
+    pool_timeout: Duration,
+    statement_mode: StatementMode,
+    args_max_bytes: usize,
+    application_name: String,
+}
+
+impl ClientBuilder {
+    /// The schema skiplock lives in (default `skiplock`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for `schema` when the name is not a plain identifier.
+    pub fn schema(mut self, schema: &str) -> Result<Self> {
+        self.schema = Schema::new(schema)?;
+        Ok(self)
+    }
+
+    /// Most connections the pool opens (default [`POOL_SIZE_DEFAULT`]).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// How long to wait for a free connection (default [`POOL_TIMEOUT_DEFAULT`]).
+    pub fn pool_timeout(mut self, d: Duration) -> Self {
+        self.pool_timeout = d;
+        self
+    }
+
+    /// Cached prepared statements (default, fastest) or unnamed statements
+    /// (required behind PgBouncer in transaction pooling mode).
+    pub fn statement_mode(mut self, mode: StatementMode) -> Self {
+        self.statement_mode = mode;
+        self
+    }
+
+    /// Largest args document accepted, in bytes (default
+    /// [`ARGS_MAX_BYTES_DEFAULT`](crate::ARGS_MAX_BYTES_DEFAULT)).
+    pub fn args_max_bytes(mut self, n: usize) -> Self {
+        self.args_max_bytes = n;
+        self
+    }
+
+    /// The `application_name` the pool's connections report (default `skiplock`).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    /// Builds the client. Connections open lazily, on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for `database_url` when it cannot be parsed.
+    pub fn build(self) -> Result<Client> {
+        let mut cfg = tokio_postgres::Config::from_str(&self.url)
+            .map_err(|e| Error::invalid("database_url", redact_error(&e.to_string(), &self.url)))?;
+        if cfg.get_application_name().is_none() {
+            cfg.application_name(&self.application_name);
+        }
+        let mgr = deadpool_postgres::Manager::from_config(
+            cfg.clone(),
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = deadpool_postgres::Pool::builder(mgr)
+            .max_size(self.pool_size)
+            .wait_timeout(Some(self.pool_timeout))
+            .create_timeout(Some(self.pool_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Pool(e.to_string()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                stmts: Statements::new(&self.schema),
+                schema: self.schema,
+                pool,
+                pg_config: cfg,
+                mode: self.statement_mode,
+                args_max_bytes: self.args_max_bytes,
+            }),
+        })
+    }
+}
+
+/// Strips a URL's password from a message that may quote it.
+fn redact_error(msg: &str, url: &str) -> String {
+    match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).and_then(|(auth, _)| auth.split_once(':')) {
+        Some((_, pw)) if !pw.is_empty() => msg.replace(pw, "***"),
+        _ => msg.to_owned(),
+    }
+}
+
+/// The handle to a skiplock queue in one database schema.
+///
+/// # Example: enqueue a typed job
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Resize { image_id: u64 }
+/// impl skiplock::Job for Resize { const KIND: &'static str = "resize"; }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = skiplock::Client::connect("postgres://localhost/app")?;
+/// client.migrate().await?;
+/// let job = client.enqueue(&Resize { image_id: 7 }, Default::default()).await?;
+/// println!("enqueued job {}", job.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: deadpool_postgres::Pool,
+    pg_config: tokio_postgres::Config,
+    schema: Schema,
+    stmts: Statements,
+    mode: StatementMode,
+    args_max_bytes: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("schema", &self.inner.schema)
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Settings for a client of the database at `database_url`
+    /// (`postgres://user:password@host:port/db`).
+    pub fn builder(database_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: database_url.into(),
+            schema: Schema::default(),
+            pool_size: POOL_SIZE_DEFAULT,
+            pool_timeout: POOL_TIMEOUT_DEFAULT,
+            statement_mode: StatementMode::default(),
+            args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
+            application_name: "skiplock".to_owned(),
+        }
+    }
+
+    /// A client with default settings. Connects lazily.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for `database_url` when it cannot be parsed.
+    pub fn connect(database_url: &str) -> Result<Client> {
+        Client::builder(database_url).build()
+    }
+
+    /// The schema this client uses.
+    pub fn schema(&self) -> &Schema {
+        &self.inner.schema
+    }
+
+    /// How this client sends statements.
+    pub fn statement_mode(&self) -> StatementMode {
+        self.inner.mode
+    }
+
+    /// The connection settings, for opening dedicated connections (the
+    /// worker's LISTEN connection).
+    pub fn pg_config(&self) -> &tokio_postgres::Config {
+        &self.inner.pg_config
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &deadpool_postgres::Pool {
+        &self.inner.pool
+    }
+
+    /// Applies pending migrations; see [`crate::migrate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::migrate`].
+    pub async fn migrate(&self) -> Result<MigrateReport> {
+        let mut conn = self.conn().await?;
+        let client: &mut tokio_postgres::Client = &mut conn;
+        schema::migrate(client, &self.inner.schema).await
+    }
+
+    pub(crate) fn stmts(&self) -> &Statements {
+        &self.inner.stmts
+    }
+
+    pub(crate) async fn conn(&self) -> Result<deadpool_postgres::Client> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    pub(crate) fn pg(&self, e: tokio_postgres::Error) -> Error {
+        Error::from_pg(e, self.inner.schema.name())
+    }
+
+    /// A pooled connection, wrapped to run statements in this client's mode.
+    /// (Connections that broke are dropped by the pool when returned.)
+    pub(crate) fn exec<'c>(&self, conn: &'c deadpool_postgres::Client) -> Pooled<'c> {
+        Pooled { client: conn, mode: self.inner.mode }
+    }
+
+    /// Enqueues one typed job, in its own transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the field for bad options or args;
+    /// database errors as [`Error::Transient`] or [`Error::Database`].
+    pub async fn enqueue<J: Job>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        self.enqueue_job(NewJob::typed(job, opts)?).await
+    }
+
+    /// Enqueues one job of any kind, in its own transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<Enqueued> {
+        let mut out = self.enqueue_many(vec![job]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs in one statement and one transaction: all or none.
+    /// Jobs whose unique key is taken come back with `inserted: false` and
+    /// the holder's id. Workers of each queue get one wake-up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the first bad job (`jobs[i].field`);
+    /// nothing is inserted then.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = enqueue::Columns::build(jobs, self.inner.args_max_bytes)?;
+        let conn = self.conn().await?;
+        self.insert_columns(&self.exec(&conn), &cols).await
+    }
+
+    /// Enqueues a typed job inside the caller's open transaction: the job
+    /// exists, and its wake-up is sent, only if that transaction commits.
+    ///
+    /// Works with a `tokio_postgres::Transaction`, a `deadpool_postgres`
+    /// transaction, or a plain client (autocommit). For `sqlx`, see
+    /// `enqueue_sqlx` (feature `sqlx`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue`]. An error leaves the caller's transaction
+    /// aborted, as any failed statement does.
+    ///
+    /// # Example: a job that commits with the row it is about
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+    /// # impl skiplock::Job for Welcome { const KIND: &'static str = "welcome"; }
+    /// # async fn run(client: skiplock::Client, mut pg: tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tx = pg.transaction().await?;
+    /// let row = tx.query_one("INSERT INTO users (name) VALUES ($1) RETURNING id", &[&"ada"]).await?;
+    /// client.enqueue_tx(&tx, &Welcome { user_id: row.get(0) }, Default::default()).await?;
+    /// tx.commit().await?; // both or neither
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_tx<J: Job>(&self, tx: &impl Executor, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let mut out = self.enqueue_many_tx(tx, vec![NewJob::typed(job, opts)?]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs inside the caller's open transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue_many`].
+    pub async fn enqueue_many_tx(&self, tx: &impl Executor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = enqueue::Columns::build(jobs, self.inner.args_max_bytes)?;
+        self.insert_columns(tx.as_exec(), &cols).await
+    }
+
+    /// Runs the insert; asks again for jobs whose unique-key holder committed
+    /// after the statement's snapshot (rare: a race with another inserter).
+    async fn insert_columns(&self, db: &dyn Exec, cols: &enqueue::Columns) -> Result<Vec<Enqueued>> {
+        let mut out = db::job::insert(db, &self.inner.stmts, cols).await.map_err(|e| self.pg(e))?;
+        for _ in 0..3 {
+            let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
+            if missing.is_empty() {
+                break;
+            }
+            let again = cols.subset(&missing);
+            let found = db::job::insert(db, &self.inner.stmts, &again).await.map_err(|e| self.pg(e))?;
+            for (i, r) in missing.into_iter().zip(found) {
+                out[i] = r;
+            }
+        }
+        out.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+    }
+
+    #[cfg(feature = "sqlx")]
+    /// Enqueues jobs inside a caller's `sqlx` transaction (or connection):
+    /// `client.enqueue_sqlx(&mut *tx, jobs)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue_many`]; database errors as [`Error::Sqlx`].
+    pub async fn enqueue_sqlx(&self, conn: &mut sqlx::PgConnection, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        crate::sqlx_support::enqueue(self, conn, jobs).await
+    }
+
+    #[cfg(feature = "sqlx")]
+    pub(crate) fn args_max_bytes(&self) -> usize {
+        self.inner.args_max_bytes
+    }
+}
+
+/// A connection or transaction that [`Client::enqueue_tx`] can write
+/// through: `tokio_postgres::{Client, Transaction}` and their `deadpool`
+/// wrappers. Sealed; statements run unnamed, leaving nothing behind.
+pub trait Executor: sealed::Sealed {}
+
+// The runner is an implementation detail: `Sealed` is unnameable outside the
+// crate, so the crate-private `Exec` in its signature never leaks.
+#[allow(private_interfaces)]
+mod sealed {
+    /// Hides the statement runner from the public API.
+    pub trait Sealed {
+        fn as_exec(&self) -> &dyn crate::db::Exec;
+    }
+}
+
+macro_rules! executor {
+    ($($ty:ty),*) => {$(
+        #[allow(private_interfaces)]
+        impl sealed::Sealed for $ty {
+            fn as_exec(&self) -> &dyn Exec { self }
+        }
+        impl Executor for $ty {}
+    )*};
+}
+
+executor!(
+    tokio_postgres::Client,
+    tokio_postgres::Transaction<'_>,
+    deadpool_postgres::Transaction<'_>,
+    deadpool_postgres::Client
+);

@@ -1,0 +1,179 @@
+//! Job statements: one function per file in `job/`, each one round trip.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Error as PgError;
+
+use super::json::{JsonText, RawJson};
+use super::{Exec, Statements};
+use crate::client::enqueue::{Columns, Enqueued};
+use crate::job::{ClaimedJob, JobState, Lease};
+
+/// Inserts `cols` (one statement). Returns one entry per input job, in order.
+pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Result<Vec<Option<Enqueued>>, PgError> {
+    let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
+    let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
+    let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
+    let rows = db
+        .run(
+            &s.job_insert,
+            &[
+                &cols.queue,
+                &cols.kind,
+                &args,
+                &cols.priority,
+                &cols.run_at,
+                &cols.delay_ms,
+                &cols.max_attempts,
+                &cols.unique_key,
+                &tags,
+                &meta,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, Option<i64>>("id").map(|id| Enqueued { id, inserted: r.get("inserted") }))
+        .collect())
+}
+
+/// Parameters of a claim.
+pub(crate) struct JobClaimParams<'a> {
+    pub queue: &'a str,
+    pub limit: i64,
+    pub lease_ms: i64,
+    pub worker: &'a str,
+}
+
+/// Claims up to `p.limit` jobs of one queue.
+pub(crate) async fn claim(db: &dyn Exec, s: &Statements, p: &JobClaimParams<'_>) -> Result<Vec<ClaimedJob>, PgError> {
+    let rows = db.run(&s.job_claim, &[&p.queue, &p.limit, &p.lease_ms, &p.worker]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClaimedJob {
+                id: r.try_get(0)?,
+                queue: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                args: r.try_get::<_, RawJson>(3)?.0,
+                priority: r.try_get(4)?,
+                attempt: r.try_get(5)?,
+                max_attempts: r.try_get(6)?,
+                lease: Lease { id: r.try_get(0)?, token: r.try_get(7)? },
+                lease_expires_at: r.try_get(8)?,
+                run_at: r.try_get(9)?,
+                created_at: r.try_get(10)?,
+                attempted_at: r.try_get(11)?,
+                tags: r.try_get(12)?,
+                meta: r.try_get(13)?,
+            })
+        })
+        .collect()
+}
+
+/// The outcomes of many attempts as the arrays of `finish.sql`.
+#[derive(Default)]
+pub(crate) struct FinishColumns {
+    pub id: Vec<i64>,
+    pub token: Vec<i64>,
+    pub outcome: Vec<&'static str>,
+    pub error: Vec<Option<String>>,
+    pub delay_ms: Vec<i64>,
+}
+
+/// Records outcomes; returns the jobs whose lease still held, with the state
+/// each one reached. The others were stale.
+pub(crate) async fn finish(db: &dyn Exec, s: &Statements, c: &FinishColumns) -> Result<Vec<(i64, JobState)>, PgError> {
+    let rows = db.run(&s.job_finish, &[&c.id, &c.token, &c.outcome, &c.error, &c.delay_ms]).await?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), state(r.get(1)))).collect())
+}
+
+/// Extends leases; returns the jobs still held and whether each has a
+/// cancel request.
+pub(crate) async fn heartbeat(
+    db: &dyn Exec,
+    s: &Statements,
+    leases: &[Lease],
+    lease_ms: i64,
+) -> Result<Vec<(i64, bool)>, PgError> {
+    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
+    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Takes back up to `limit` jobs with expired leases.
+pub(crate) async fn rescue(db: &dyn Exec, s: &Statements, limit: i64) -> Result<Vec<(i64, JobState)>, PgError> {
+    let rows = db.run(&s.job_rescue, &[&limit]).await?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), state(r.get(1)))).collect())
+}
+
+/// What one scheduler pass moved.
+#[derive(Debug, Default)]
+pub(crate) struct Promoted {
+    pub per_queue: Vec<(String, i64)>,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// Makes up to `limit` due jobs available.
+pub(crate) async fn promote(db: &dyn Exec, s: &Statements, limit: i64) -> Result<Promoted, PgError> {
+    let rows = db.run(&s.job_promote, &[&limit]).await?;
+    let mut out = Promoted::default();
+    for r in &rows {
+        if let Some(q) = r.get::<_, Option<String>>(0) {
+            out.per_queue.push((q, r.get(1)));
+        }
+        out.next_run_at = r.get(2);
+    }
+    Ok(out)
+}
+
+/// Cancels jobs; returns (id, "cancelled" | "cancelling") for those found unfinished.
+pub(crate) async fn cancel(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<(i64, String)>, PgError> {
+    let rows = db.run(&s.job_cancel, &[&ids]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Retries jobs; returns the ids made available.
+pub(crate) async fn retry(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<i64>, PgError> {
+    let rows = db.run(&s.job_retry, &[&ids]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Which of `ids` are still unfinished.
+pub(crate) async fn hot_ids(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<i64>, PgError> {
+    let rows = db.run(&s.job_hot_ids, &[&ids]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// One job by id.
+pub(crate) async fn get(db: &dyn Exec, s: &Statements, id: i64) -> Result<Option<tokio_postgres::Row>, PgError> {
+    Ok(db.run(&s.job_get, &[&id]).await?.into_iter().next())
+}
+
+/// A filter for [`list`].
+pub(crate) struct JobListParams<'a> {
+    pub state: Option<&'a str>,
+    pub queue: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Jobs, newest first.
+pub(crate) async fn list(
+    db: &dyn Exec,
+    s: &Statements,
+    p: &JobListParams<'_>,
+) -> Result<Vec<tokio_postgres::Row>, PgError> {
+    db.run(&s.job_list, &[&p.state, &p.queue, &p.kind, &p.before_id, &p.limit]).await
+}
+
+/// Counts by queue and state.
+pub(crate) async fn stats(db: &dyn Exec, s: &Statements) -> Result<Vec<tokio_postgres::Row>, PgError> {
+    db.run(&s.job_stats, &[]).await
+}
+
+fn state(s: &str) -> JobState {
+    // The statements only return state names (finish.sql: outcome names that
+    // are states too), so this cannot fail unless the SQL is changed wrongly.
+    s.parse().expect("statement returned a job state name")
+}

@@ -1,0 +1,162 @@
+//! The one error type of the library, classified by SQLSTATE rather than by message text.
+
+use std::fmt;
+
+/// Everything that can go wrong in skiplock.
+///
+/// Bad input is caught before anything is written and names the field
+/// ([`Error::InvalidInput`]); database failures keep the driver's error as
+/// their source and say whether retrying can help ([`Error::is_transient`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input, caught before anything was written. `field` names what was
+    /// wrong, for example `queue`, `args` or `jobs[3].max_attempts`.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field that was rejected.
+        field: String,
+        /// Why it was rejected, in lower case.
+        reason: String,
+    },
+    /// A unique key is already taken by an unfinished job (SQLSTATE 23505),
+    /// where the operation cannot simply return the existing job.
+    #[error("duplicate unique key{}", key.as_deref().map(|k| format!(" {k:?}")).unwrap_or_default())]
+    Duplicate {
+        /// The key, when known.
+        key: Option<String>,
+    },
+    /// The skiplock schema is missing or older than this library: run
+    /// `skiplock migrate` or [`crate::migrate`] (SQLSTATE 42P01, 42883, 3F000).
+    #[error("the skiplock schema {schema:?} is not migrated (run `skiplock migrate`): {source}")]
+    NotMigrated {
+        /// The schema that was used.
+        schema: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The schema holds migrations newer than this library knows.
+    #[error("schema {schema:?} is at version {found}, newer than this library's {known}")]
+    SchemaTooNew {
+        /// The schema that was used.
+        schema: String,
+        /// Highest version applied in the database.
+        found: i32,
+        /// Highest version this library knows.
+        known: i32,
+    },
+    /// The connection pool could not hand out a connection in time, or could
+    /// not open one.
+    #[error("connection pool: {0}")]
+    Pool(String),
+    /// A database error that retrying may fix: connection lost, serialization
+    /// failure, deadlock, server shutting down, too many connections.
+    #[error("database unavailable: {0}")]
+    Transient(#[source] tokio_postgres::Error),
+    /// Any other database error.
+    #[error("database: {0}")]
+    Database(#[source] tokio_postgres::Error),
+    /// A database error raised through `sqlx` (feature `sqlx`).
+    #[cfg(feature = "sqlx")]
+    #[error("database (sqlx): {0}")]
+    Sqlx(#[source] sqlx::Error),
+    /// A job's arguments could not be encoded or decoded.
+    #[error("job args for kind {kind:?}: {source}")]
+    Json {
+        /// The job kind.
+        kind: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The operation was refused because the client or worker is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Bad input for `field`.
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Error::InvalidInput { field: field.into(), reason: reason.to_string() }
+    }
+
+    /// True when the same call may succeed later: the database was
+    /// unreachable, restarting or overloaded, or a transaction lost a race.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Transient(_) | Error::Pool(_))
+    }
+
+    /// The SQLSTATE code of a database error, if there is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Transient(e) | Error::Database(e) | Error::NotMigrated { source: e, .. } => {
+                e.code().map(|c| c.code())
+            }
+            _ => None,
+        }
+    }
+
+    /// Classifies a driver error by its SQLSTATE.
+    pub(crate) fn from_pg(e: tokio_postgres::Error, schema: &str) -> Self {
+        use tokio_postgres::error::SqlState;
+        let Some(code) = e.code() else {
+            // No SQLSTATE: the connection itself failed (closed, I/O, timeout).
+            return if e.is_closed() || is_io(&e) { Error::Transient(e) } else { Error::Database(e) };
+        };
+        let class = &code.code()[..2];
+        if *code == SqlState::UNIQUE_VIOLATION {
+            let key = e.as_db_error().and_then(|d| d.detail()).map(str::to_owned);
+            return Error::Duplicate { key };
+        }
+        if *code == SqlState::UNDEFINED_TABLE
+            || *code == SqlState::UNDEFINED_FUNCTION
+            || *code == SqlState::INVALID_SCHEMA_NAME
+            || *code == SqlState::UNDEFINED_OBJECT
+        {
+            return Error::NotMigrated { schema: schema.to_owned(), source: e };
+        }
+        // 08: connection exception; 40: transaction rollback (serialization,
+        // deadlock); 53: insufficient resources; 57P0x: admin/crash shutdown,
+        // cannot connect now.
+        if matches!(class, "08" | "40" | "53") || code.code().starts_with("57P") {
+            return Error::Transient(e);
+        }
+        Error::Database(e)
+    }
+}
+
+fn is_io(e: &tokio_postgres::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => Error::from_pg(e, ""),
+            other => Error::Pool(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let e = Error::invalid("queue", "must not be empty");
+        assert_eq!(e.to_string(), "invalid queue: must not be empty");
+        assert!(!e.is_transient());
+    }
+}

@@ -1,0 +1,78 @@
+//! # skiplock
+//!
+//! A durable background-job queue for Rust services, built on PostgreSQL's
+//! `SELECT … FOR UPDATE SKIP LOCKED`. If you run Postgres already, you get
+//! reliable background work without adding Redis, RabbitMQ or Kafka: jobs are
+//! rows, enqueued in your own transactions, claimed in batches under leases,
+//! and archived when finished.
+//!
+//! ## Map
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`Client`] (`client/`) | enqueue (one, many, in your transaction), the lifecycle calls, operator actions |
+//! | [`Job`], [`JobState`], [`ClaimedJob`] (`job.rs`) | what a job is |
+//! | [`Schema`], [`migrate`] (`schema/`) | the Postgres schema and its migrations |
+//! | `db/` | every SQL statement, one `.sql` file each |
+//! | [`Error`] (`error.rs`) | one error enum, classified by SQLSTATE |
+//!
+//! ## Hello, world
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Hello { name: String }
+//! impl skiplock::Job for Hello { const KIND: &'static str = "hello"; }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = skiplock::Client::connect("postgres://localhost/app")?;
+//! client.migrate().await?;
+//! client.enqueue(&Hello { name: "world".into() }, Default::default()).await?;
+//!
+//! // A worker claims a batch under a lease, runs it, and reports back.
+//! for job in client.claim("default", 10, Duration::from_secs(30), "me").await? {
+//!     let hello: Hello = job.args()?;
+//!     println!("hello, {}", hello.name);
+//!     client.complete(&[job.lease]).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod db;
+mod error;
+mod job;
+mod schema;
+#[cfg(feature = "sqlx")]
+mod sqlx_support;
+mod validate;
+
+pub use client::{
+    CancelResult, Client, ClientBuilder, EnqueueOptions, Enqueued, Executor, Finish, FinishReport, HeartbeatReport,
+    JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo, QueueStats,
+    RescueReport,
+};
+pub use db::StatementMode;
+pub use error::{Error, Result};
+pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
+pub use schema::{
+    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, Schema, fingerprint, migrate, migrate_to,
+    version as schema_version,
+};
+pub use validate::{
+    ARGS_MAX_BYTES_DEFAULT, KIND_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_LIMIT, META_MAX_BYTES, PRIORITY_DEFAULT,
+    PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,
+};
+
+#[doc(hidden)]
+pub mod __private {
+    //! For skiplock's own tests: statement texts, to prepare and EXPLAIN.
+    use crate::Schema;
+    /// (file name, rendered SQL, parameter types) of every statement.
+    pub fn statements(schema: &Schema) -> Vec<(&'static str, String, Vec<postgres_types::Type>)> {
+        let s = crate::db::Statements::new(schema);
+        s.all().into_iter().map(|st| (st.name, st.sql.to_string(), st.types.to_vec())).collect()
+    }
+}

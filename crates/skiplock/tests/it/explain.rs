@@ -1,0 +1,136 @@
+//! Every statement a worker runs is backed by an index, checked with EXPLAIN
+//! at 1,000,000 rows; a million far-future jobs do not reach the claim.
+
+use serde_json::Value;
+use skiplock::Schema;
+use tokio_postgres::Client as Pg;
+
+use crate::support::{TestDb, fresh};
+
+/// (statement file, EXECUTE arguments, index its plan must use)
+const WORKER_QUERIES: &[(&str, &str, &str)] = &[
+    ("job/claim.sql", "('default', 100, 30000, 'w')", "jobs_claim_idx"),
+    ("job/finish.sql", "('{1,2}', '{1,2}', '{completed,failed}', '{NULL,x}', '{0,1000}')", "jobs_pkey"),
+    ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000)", "jobs_pkey"),
+    ("job/rescue.sql", "(1000)", "jobs_lease_idx"),
+    ("job/promote.sql", "(1000)", "jobs_due_idx"),
+];
+
+async fn prepare_all(pg: &Pg) {
+    for (name, sql, types) in skiplock::__private::statements(&Schema::default()) {
+        let types: Vec<&str> = types.iter().map(|t| t.name()).collect();
+        let stmt = statement_name(name);
+        let params = if types.is_empty() { String::new() } else { format!("({})", types.join(", ")) };
+        let sql = format!("PREPARE {stmt}{params} AS {sql}");
+        pg.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+}
+
+fn statement_name(file: &str) -> String {
+    file.trim_end_matches(".sql").replace('/', "_")
+}
+
+/// The plan of a prepared statement, as JSON.
+async fn plan(pg: &Pg, file: &str, args: &str, analyze: bool) -> Value {
+    let opts = if analyze { "ANALYZE, BUFFERS, " } else { "" };
+    let sql = format!("EXPLAIN ({opts}FORMAT JSON) EXECUTE {}{args}", statement_name(file));
+    let rows = pg.simple_query(&sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    let text = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()[0]["Plan"].clone()
+}
+
+/// Every node of a plan, depth first (init plans and CTEs included).
+fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut out = vec![plan];
+    if let Some(children) = plan["Plans"].as_array() {
+        for c in children {
+            out.extend(nodes(c));
+        }
+    }
+    out
+}
+
+fn assert_uses_index(file: &str, plan: &Value, index: &str) {
+    let all = nodes(plan);
+    let seq_on_jobs = all.iter().any(|n| n["Node Type"] == "Seq Scan" && n["Relation Name"] == "jobs");
+    assert!(!seq_on_jobs, "{file} scans the whole jobs table:\n{plan:#}");
+    assert!(all.iter().any(|n| n["Index Name"] == index), "{file} does not use {index}:\n{plan:#}");
+}
+
+async fn load(t: &TestDb, sql: &str) -> Pg {
+    let pg = t.sql().await;
+    pg.batch_execute(sql).await.unwrap();
+    pg.batch_execute("VACUUM ANALYZE skiplock.jobs").await.unwrap();
+    prepare_all(&pg).await;
+    pg
+}
+
+#[tokio::test]
+async fn worker_queries_use_their_indexes_at_a_million_queued_jobs() {
+    let t = fresh().await;
+    // A realistic mix: most available, some running with leases, some waiting.
+    let pg = load(
+        &t,
+        "INSERT INTO skiplock.jobs (queue, kind, args, state, run_at, attempt, lease_token, lease_expires_at)
+         SELECT CASE WHEN g % 10 = 0 THEN 'other' ELSE 'default' END, 'k', '{}',
+                CASE WHEN g % 100 = 1 THEN 'running'::skiplock.job_state
+                     WHEN g % 100 = 2 THEN 'retryable' WHEN g % 100 = 3 THEN 'scheduled'
+                     ELSE 'available' END,
+                now() + CASE WHEN g % 100 IN (2, 3) THEN interval '1 hour' ELSE interval '0' END,
+                CASE WHEN g % 100 = 1 THEN 1 ELSE 0 END,
+                CASE WHEN g % 100 = 1 THEN g END,
+                CASE WHEN g % 100 = 1 THEN now() + interval '1 hour' END
+         FROM generate_series(1, 1000000) g",
+    )
+    .await;
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        pg.batch_execute(&format!("SET plan_cache_mode = {mode}")).await.unwrap();
+        for (file, args, index) in WORKER_QUERIES {
+            assert_uses_index(file, &plan(&pg, file, args, false).await, index);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_million_far_future_jobs_do_not_reach_the_claim() {
+    let t = fresh().await;
+    let pg = load(
+        &t,
+        "INSERT INTO skiplock.jobs (queue, kind, args) SELECT 'default', 'k', '{}' FROM generate_series(1, 1000)",
+    )
+    .await;
+    let before = plan(&pg, "job/claim.sql", "('default', 100, 30000, 'w')", false).await;
+
+    pg.batch_execute(
+        "INSERT INTO skiplock.jobs (queue, kind, args, state, run_at)
+         SELECT 'default', 'k', '{}', 'scheduled', now() + interval '1 year' FROM generate_series(1, 1000000)",
+    )
+    .await
+    .unwrap();
+    pg.batch_execute("VACUUM ANALYZE skiplock.jobs").await.unwrap();
+    let after = plan(&pg, "job/claim.sql", "('default', 100, 30000, 'w')", false).await;
+    assert_eq!(shape(&before), shape(&after), "the plan did not change");
+    assert_uses_index("job/claim.sql", &after, "jobs_claim_idx");
+
+    // Run it (rolled back) and look at what it read: only the rows it took.
+    pg.batch_execute("BEGIN").await.unwrap();
+    let run = plan(&pg, "job/claim.sql", "('default', 100, 30000, 'w')", true).await;
+    pg.batch_execute("ROLLBACK").await.unwrap();
+    let scan = nodes(&run).into_iter().find(|n| n["Index Name"] == "jobs_claim_idx").unwrap().clone();
+    assert_eq!(scan["Actual Rows"], 100, "{run:#}");
+    assert_eq!(scan["Rows Removed by Filter"].as_i64().unwrap_or(0), 0);
+    let buffers = scan["Shared Hit Blocks"].as_i64().unwrap() + scan["Shared Read Blocks"].as_i64().unwrap();
+    assert!(buffers < 50, "the claim read {buffers} blocks for 100 rows:\n{run:#}");
+    assert_eq!(t.client.claim("default", 5000, std::time::Duration::from_secs(30), "w").await.unwrap().len(), 1000);
+}
+
+/// A plan's node types and index names, without costs.
+fn shape(plan: &Value) -> Vec<String> {
+    nodes(plan).iter().map(|n| format!("{} {}", n["Node Type"], n["Index Name"])).collect()
+}

@@ -1,0 +1,13 @@
+//! skiplock's integration tests: one binary, one file per area, one fresh
+//! database per test on a private PostgreSQL (see `skiplock-testdb`).
+
+mod claim;
+mod enqueue;
+mod explain;
+mod fence;
+mod lifecycle;
+mod migrate;
+#[cfg(feature = "sqlx")]
+mod sqlx_tx;
+mod statements;
+mod support;
