@@ -57,6 +57,13 @@ pub enum Error {
     /// Any other database error.
     #[error("database: {0}")]
     Database(#[source] tokio_postgres::Error),
+    /// The database did not answer within the statement timeout; the
+    /// connection was dropped. Retrying may help.
+    #[error("database did not answer within {}ms", after.as_millis())]
+    Timeout {
+        /// The timeout that ran out.
+        after: std::time::Duration,
+    },
     /// A database error raised through `sqlx` (feature `sqlx`).
     #[cfg(feature = "sqlx")]
     #[error("database (sqlx): {0}")]
@@ -87,7 +94,7 @@ impl Error {
     /// True when the same call may succeed later: the database was
     /// unreachable, restarting or overloaded, or a transaction lost a race.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_) | Error::Pool(_))
+        matches!(self, Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. })
     }
 
     /// The SQLSTATE code of a database error, if there is one.
@@ -97,6 +104,14 @@ impl Error {
                 e.code().map(|c| c.code())
             }
             _ => None,
+        }
+    }
+
+    /// Classifies a statement's failure.
+    pub(crate) fn from_db(e: crate::db::DbError, schema: &str) -> Self {
+        match e {
+            crate::db::DbError::Pg(e) => Error::from_pg(e, schema),
+            crate::db::DbError::Timeout(after) => Error::Timeout { after },
         }
     }
 

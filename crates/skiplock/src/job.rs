@@ -41,6 +41,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const PRIORITY: i16 = crate::PRIORITY_DEFAULT;
     /// How many attempts a job gets before it is discarded.
     const MAX_ATTEMPTS: i32 = crate::MAX_ATTEMPTS_DEFAULT;
+    /// How long one attempt may run before it is stopped and failed. `None`
+    /// takes the worker's default; a job enqueued with its own timeout
+    /// overrides both.
+    const TIMEOUT: Option<std::time::Duration> = None;
 }
 
 /// Where a job is in its life. The first four live in the hot table that
@@ -157,6 +161,9 @@ pub struct ClaimedJob {
     pub tags: Vec<String>,
     /// Its metadata.
     pub meta: serde_json::Value,
+    /// Its own timeout, when enqueued with one (else the worker's default
+    /// for the kind applies).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ClaimedJob {
@@ -202,6 +209,8 @@ pub struct JobRow {
     pub attempt: i32,
     /// Attempts allowed in all.
     pub max_attempts: i32,
+    /// Its own timeout in milliseconds, if it has one.
+    pub timeout_ms: Option<i32>,
     /// The token of the current (or last) claim.
     pub lease_token: Option<i64>,
     /// When the current lease runs out (running jobs only).
@@ -240,6 +249,7 @@ impl JobRow {
             run_at: row.get("run_at"),
             attempt: row.get("attempt"),
             max_attempts: row.get("max_attempts"),
+            timeout_ms: row.get("timeout_ms"),
             lease_token: row.get("lease_token"),
             lease_expires_at: row.get("lease_expires_at"),
             leased_by: row.get("leased_by"),

@@ -43,20 +43,28 @@
 mod client;
 mod db;
 mod error;
+mod handler;
 mod job;
+mod maintenance;
+mod notify;
+mod runtime;
 mod schema;
 #[cfg(feature = "sqlx")]
 mod sqlx_support;
 mod validate;
+mod worker;
 
 pub use client::{
-    CancelResult, Client, ClientBuilder, EnqueueOptions, Enqueued, Executor, Finish, FinishReport, HeartbeatReport,
-    JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo, QueueStats,
-    RescueReport,
+    CancelResult, Client, ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport,
+    HeartbeatReport, JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo,
+    QueueStats, RescueReport, STATEMENT_TIMEOUT_DEFAULT,
 };
 pub use db::StatementMode;
 pub use error::{Error, Result};
+pub use handler::{CancelReason, JobContext, JobError};
 pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
+pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
+pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
     MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, Schema, fingerprint, migrate, migrate_to,
     version as schema_version,
@@ -64,6 +72,11 @@ pub use schema::{
 pub use validate::{
     ARGS_MAX_BYTES_DEFAULT, KIND_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_LIMIT, META_MAX_BYTES, PRIORITY_DEFAULT,
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,
+};
+pub use worker::{
+    CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
+    Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, RESCUE_INTERVAL_DEFAULT,
+    SCHEDULER_INTERVAL_DEFAULT, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT, Worker, WorkerBuilder,
 };
 
 #[doc(hidden)]

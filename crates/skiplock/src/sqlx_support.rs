@@ -60,6 +60,7 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> 
         .bind(&c.unique_key)
         .bind(&tags)
         .bind(&meta)
+        .bind(&c.timeout_ms)
         .fetch_all(conn)
         .await
         .map_err(sqlx_error)?;

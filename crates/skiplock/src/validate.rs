@@ -100,6 +100,14 @@ pub(crate) fn run_at(field: &str, at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
+/// A timeout: at least 1ms, at most `i32::MAX` ms (about 24 days).
+pub(crate) fn timeout(field: &str, d: Duration) -> Result<()> {
+    if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
+        return Err(Error::invalid(field, format!("{}ms is out of range 1ms to {}ms", d.as_millis(), i32::MAX)));
+    }
+    Ok(())
+}
+
 pub(crate) fn delay(field: &str, d: Duration) -> Result<()> {
     if d > SCHEDULE_HORIZON {
         return Err(Error::invalid(field, format!("{}s is more than ten years", d.as_secs())));

@@ -111,8 +111,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        let conn = self.conn().await?;
-        let row = q::get(&self.exec(&conn), self.stmts(), id).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let row = q::get(&db, self.stmts(), id).await.map_err(|e| self.pg(e))?;
         row.as_ref().map(JobRow::from_row).transpose()
     }
 
@@ -139,8 +139,8 @@ impl Client {
             before_id: filter.before_id,
             limit,
         };
-        let conn = self.conn().await?;
-        let rows = q::list(&self.exec(&conn), self.stmts(), &p).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let rows = q::list(&db, self.stmts(), &p).await.map_err(|e| self.pg(e))?;
         rows.iter().map(JobRow::from_row).collect()
     }
 
@@ -151,8 +151,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let conn = self.conn().await?;
-        let rows = q::stats(&self.exec(&conn), self.stmts()).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let rows = q::stats(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
         rows.iter()
             .map(|r| {
                 Ok(QueueStats {
@@ -172,8 +172,7 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn cancel(&self, ids: &[i64]) -> Result<Vec<(i64, CancelResult)>> {
-        let conn = self.conn().await?;
-        let db = self.exec(&conn);
+        let db = self.db().await?;
         let mut found: std::collections::HashMap<i64, CancelResult> = std::collections::HashMap::new();
         let mut todo: Vec<i64> = ids.to_vec();
         // A job claimed between the statement's snapshot and its row lock is
@@ -204,8 +203,8 @@ impl Client {
     /// [`Error::Duplicate`] when a retried job's unique key is held by
     /// another unfinished job (nothing is retried then).
     pub async fn retry(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        let conn = self.conn().await?;
-        q::retry(&self.exec(&conn), self.stmts(), ids).await.map_err(|e| self.pg(e))
+        let db = self.db().await?;
+        q::retry(&db, self.stmts(), ids).await.map_err(|e| self.pg(e))
     }
 
     /// Pauses a queue: claims from it return nothing until it is resumed.
@@ -229,8 +228,8 @@ impl Client {
 
     async fn queue_set_paused(&self, queue: &str, paused: bool) -> Result<()> {
         validate::queue("queue", queue)?;
-        let conn = self.conn().await?;
-        qq::set_paused(&self.exec(&conn), self.stmts(), queue, paused).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        qq::set_paused(&db, self.stmts(), queue, paused).await.map_err(|e| self.pg(e))?;
         Ok(())
     }
 
@@ -240,8 +239,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let conn = self.conn().await?;
-        let rows = qq::list(&self.exec(&conn), self.stmts()).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let rows = qq::list(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
         Ok(rows
             .iter()
             .map(|r| QueueInfo {

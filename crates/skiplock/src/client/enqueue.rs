@@ -46,6 +46,9 @@ pub struct EnqueueOptions {
     pub tags: Vec<String>,
     /// Free-form JSON object kept with the job.
     pub meta: Option<serde_json::Value>,
+    /// How long one attempt may run before it is stopped and failed
+    /// (default: the worker's timeout for the kind). 1ms to about 24 days.
+    pub timeout: Option<Duration>,
 }
 
 impl EnqueueOptions {
@@ -91,6 +94,11 @@ impl EnqueueOptions {
     /// Sets the metadata object.
     pub fn meta(mut self, meta: serde_json::Value) -> Self {
         self.meta = Some(meta);
+        self
+    }
+    /// Sets this job's own timeout per attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }
@@ -204,6 +212,9 @@ impl NewJob {
         for (i, tag) in self.opts.tags.iter().enumerate() {
             validate::text(&f(&format!("tags[{i}]")), tag, validate::TAG_MAX)?;
         }
+        if let Some(t) = self.opts.timeout {
+            validate::timeout(&f("timeout"), t)?;
+        }
         if let Some(meta) = &self.opts.meta {
             if !meta.is_object() {
                 return Err(Error::invalid(f("meta"), "must be a JSON object"));
@@ -247,6 +258,7 @@ pub(crate) struct Columns {
     pub unique_key: Vec<Option<String>>,
     pub tags: Vec<Option<String>>,
     pub meta: Vec<String>,
+    pub timeout_ms: Vec<Option<i32>>,
 }
 
 impl Columns {
@@ -270,6 +282,7 @@ impl Columns {
                 Some(serde_json::to_string(&job.opts.tags).expect("strings serialize"))
             });
             c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
+            c.timeout_ms.push(job.opts.timeout.map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX)));
             c.kind.push(job.kind);
             c.args.push(job.args);
         }
@@ -290,6 +303,7 @@ impl Columns {
             c.unique_key.push(self.unique_key[i].clone());
             c.tags.push(self.tags[i].clone());
             c.meta.push(self.meta[i].clone());
+            c.timeout_ms.push(self.timeout_ms[i]);
         }
         c
     }

@@ -87,6 +87,9 @@ pub struct PromoteReport {
     pub per_queue: Vec<(String, i64)>,
     /// When the next waiting job falls due, if any.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The database's clock at the time (compare `next_run_at` with this,
+    /// not with the local clock).
+    pub db_now: Option<DateTime<Utc>>,
 }
 
 impl PromoteReport {
@@ -147,10 +150,8 @@ impl Client {
             return Err(Error::invalid("lease", "must be at least 1ms"));
         }
         validate::text("worker", worker, 255)?;
-        let conn = self.conn().await?;
-        q::claim(&self.exec(&conn), self.stmts(), &JobClaimParams { queue, limit, lease_ms, worker })
-            .await
-            .map_err(|e| self.pg(e))
+        let db = self.db().await?;
+        q::claim(&db, self.stmts(), &JobClaimParams { queue, limit, lease_ms, worker }).await.map_err(|e| self.pg(e))
     }
 
     /// Records many attempts' outcomes in one statement, each fenced by its
@@ -179,10 +180,12 @@ impl Client {
             c.token.push(f.lease.token);
             c.outcome.push(outcome);
             c.error.push(error);
-            c.delay_ms.push(millis("delay", delay)?);
+            // Waits past the schedule horizon are a bug upstream; cap them
+            // rather than refuse the outcome.
+            c.delay_ms.push(millis("delay", delay.min(validate::SCHEDULE_HORIZON))?);
         }
-        let conn = self.conn().await?;
-        let applied = q::finish(&self.exec(&conn), self.stmts(), &c).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let applied = q::finish(&db, self.stmts(), &c).await.map_err(|e| self.pg(e))?;
         let held: HashSet<i64> = applied.iter().map(|(id, _)| *id).collect();
         let stale = items.iter().map(|f| f.lease.id).filter(|id| !held.contains(id)).collect();
         Ok(FinishReport { applied, stale })
@@ -246,13 +249,23 @@ impl Client {
     ///
     /// Database errors only; lost leases are reported in the result.
     pub async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<HeartbeatReport> {
+        self.heartbeat_with_progress(leases, lease, &[]).await
+    }
+
+    /// [`Client::heartbeat`] that also stores each job's progress (JSON text,
+    /// or `None` to leave it) in `meta.progress`.
+    pub(crate) async fn heartbeat_with_progress(
+        &self,
+        leases: &[Lease],
+        lease: Duration,
+        progress: &[Option<String>],
+    ) -> Result<HeartbeatReport> {
         if leases.is_empty() {
             return Ok(HeartbeatReport::default());
         }
-        let conn = self.conn().await?;
-        let held = q::heartbeat(&self.exec(&conn), self.stmts(), leases, millis("lease", lease)?)
-            .await
-            .map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let held =
+            q::heartbeat(&db, self.stmts(), leases, millis("lease", lease)?, progress).await.map_err(|e| self.pg(e))?;
         let ids: HashSet<i64> = held.iter().map(|(id, _)| *id).collect();
         Ok(HeartbeatReport {
             extended: held.iter().map(|(id, _)| *id).collect(),
@@ -269,8 +282,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn rescue(&self, limit: i64) -> Result<RescueReport> {
-        let conn = self.conn().await?;
-        let rescued = q::rescue(&self.exec(&conn), self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
+        let db = self.db().await?;
+        let rescued = q::rescue(&db, self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
         Ok(RescueReport { rescued })
     }
 
@@ -281,9 +294,9 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn promote(&self, limit: i64) -> Result<PromoteReport> {
-        let conn = self.conn().await?;
-        let p = q::promote(&self.exec(&conn), self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
-        Ok(PromoteReport { per_queue: p.per_queue, next_run_at: p.next_run_at })
+        let db = self.db().await?;
+        let p = q::promote(&db, self.stmts(), limit.max(1)).await.map_err(|e| self.pg(e))?;
+        Ok(PromoteReport { per_queue: p.per_queue, next_run_at: p.next_run_at, db_now: p.db_now })
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use admin::{CancelResult, JobFilter, QueueInfo, QueueStats};
 pub use enqueue::{EnqueueOptions, Enqueued, NewJob};
-pub use lifecycle::{Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
+pub use lifecycle::{ERROR_TEXT_MAX, Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
 
 use crate::db::{self, Exec, Pooled, StatementMode, Statements};
 use crate::error::{Error, Result};
@@ -23,6 +23,8 @@ use crate::validate;
 pub const POOL_SIZE_DEFAULT: usize = 16;
 /// Default wait for a pooled connection before [`Error::Pool`].
 pub const POOL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Default limit on one statement's round trip: 60 seconds.
+pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 
 /// Settings for a [`Client`]. Build with [`Client::builder`].
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub struct ClientBuilder {
     pool_size: usize,
     pool_timeout: Duration,
     statement_mode: StatementMode,
+    statement_timeout: Option<Duration>,
     args_max_bytes: usize,
     application_name: String,
 }
@@ -66,6 +69,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How long any one statement may take before the client gives up on it
+    /// and drops its connection (default [`STATEMENT_TIMEOUT_DEFAULT`]; `None`
+    /// waits forever). Guards against network paths that stall without
+    /// closing.
+    pub fn statement_timeout(mut self, d: Option<Duration>) -> Self {
+        self.statement_timeout = d;
+        self
+    }
+
     /// Largest args document accepted, in bytes (default
     /// [`ARGS_MAX_BYTES_DEFAULT`](crate::ARGS_MAX_BYTES_DEFAULT)).
     pub fn args_max_bytes(mut self, n: usize) -> Self {
@@ -90,6 +102,10 @@ impl ClientBuilder {
         if cfg.get_application_name().is_none() {
             cfg.application_name(&self.application_name);
         }
+        // Notice a peer that vanished without closing (a dead host, a dropped
+        // route) in about a minute instead of the kernel's two hours.
+        cfg.keepalives(true).keepalives_idle(Duration::from_secs(30)).keepalives_interval(Duration::from_secs(10));
+        cfg.connect_timeout(self.pool_timeout);
         let mgr = deadpool_postgres::Manager::from_config(
             cfg.clone(),
             tokio_postgres::NoTls,
@@ -109,6 +125,7 @@ impl ClientBuilder {
                 pool,
                 pg_config: cfg,
                 mode: self.statement_mode,
+                statement_timeout: self.statement_timeout,
                 args_max_bytes: self.args_max_bytes,
             }),
         })
@@ -118,8 +135,57 @@ impl ClientBuilder {
 /// Strips a URL's password from a message that may quote it.
 fn redact_error(msg: &str, url: &str) -> String {
     match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).and_then(|(auth, _)| auth.split_once(':')) {
-        Some((_, pw)) if !pw.is_empty() => msg.replace(pw, "***"),
-        _ => msg.to_owned(),
+        Some((_, pw)) if !pw.is_empty() => redact_credentials(&msg.replace(pw, "***")),
+        _ => redact_credentials(msg),
+    }
+}
+
+/// Masks the password of every `scheme://user:password@host` in `text`, and
+/// every `password=…` of a key-value connection string.
+pub(crate) fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == '\'').unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@').and_then(|a| authority[..a].find(':').map(|c| (c, a))) {
+            Some((colon, at_sign)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at_sign..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(p) = rest.find("password=") {
+        let (head, tail) = rest.split_at(p + "password=".len());
+        masked.push_str(head);
+        masked.push_str("***");
+        rest = &tail[tail.find(char::is_whitespace).unwrap_or(tail.len())..];
+    }
+    masked.push_str(rest);
+    masked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_credentials;
+
+    #[test]
+    fn credentials_are_masked() {
+        assert_eq!(
+            redact_credentials("connect postgres://app:s3cret@db:5432/x failed"),
+            "connect postgres://app:***@db:5432/x failed"
+        );
+        assert_eq!(redact_credentials("host=db password=hunter2 user=a"), "host=db password=*** user=a");
+        assert_eq!(redact_credentials("see https://example.com/a@b"), "see https://example.com/a@b");
+        assert_eq!(redact_credentials("no urls"), "no urls");
     }
 }
 
@@ -152,6 +218,7 @@ struct Inner {
     schema: Schema,
     stmts: Statements,
     mode: StatementMode,
+    statement_timeout: Option<Duration>,
     args_max_bytes: usize,
 }
 
@@ -174,6 +241,7 @@ impl Client {
             pool_size: POOL_SIZE_DEFAULT,
             pool_timeout: POOL_TIMEOUT_DEFAULT,
             statement_mode: StatementMode::default(),
+            statement_timeout: Some(STATEMENT_TIMEOUT_DEFAULT),
             args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
             application_name: "skiplock".to_owned(),
         }
@@ -228,14 +296,14 @@ impl Client {
         Ok(self.inner.pool.get().await?)
     }
 
-    pub(crate) fn pg(&self, e: tokio_postgres::Error) -> Error {
-        Error::from_pg(e, self.inner.schema.name())
+    pub(crate) fn pg(&self, e: db::DbError) -> Error {
+        Error::from_db(e, self.inner.schema.name())
     }
 
-    /// A pooled connection, wrapped to run statements in this client's mode.
-    /// (Connections that broke are dropped by the pool when returned.)
-    pub(crate) fn exec<'c>(&self, conn: &'c deadpool_postgres::Client) -> Pooled<'c> {
-        Pooled { client: conn, mode: self.inner.mode }
+    /// A pooled connection that runs statements in this client's mode and
+    /// within its statement timeout.
+    pub(crate) async fn db(&self) -> Result<Pooled> {
+        Ok(Pooled::new(self.conn().await?, self.inner.mode, self.inner.statement_timeout))
     }
 
     /// Enqueues one typed job, in its own transaction.
@@ -271,8 +339,8 @@ impl Client {
             return Ok(Vec::new());
         }
         let cols = enqueue::Columns::build(jobs, self.inner.args_max_bytes)?;
-        let conn = self.conn().await?;
-        self.insert_columns(&self.exec(&conn), &cols).await
+        let db = self.db().await?;
+        self.insert_columns(&db, &cols).await
     }
 
     /// Enqueues a typed job inside the caller's open transaction: the job

@@ -1,7 +1,7 @@
 //! Job statements: one function per file in `job/`, each one round trip.
 
+use super::DbError as PgError;
 use chrono::{DateTime, Utc};
-use tokio_postgres::Error as PgError;
 
 use super::json::{JsonText, RawJson};
 use super::{Exec, Statements};
@@ -27,6 +27,7 @@ pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Res
                 &cols.unique_key,
                 &tags,
                 &meta,
+                &cols.timeout_ms,
             ],
         )
         .await?;
@@ -64,6 +65,7 @@ pub(crate) async fn claim(db: &dyn Exec, s: &Statements, p: &JobClaimParams<'_>)
                 attempted_at: r.try_get(11)?,
                 tags: r.try_get(12)?,
                 meta: r.try_get(13)?,
+                timeout: r.try_get::<_, Option<i32>>(14)?.map(|ms| std::time::Duration::from_millis(ms as u64)),
             })
         })
         .collect()
@@ -93,10 +95,13 @@ pub(crate) async fn heartbeat(
     s: &Statements,
     leases: &[Lease],
     lease_ms: i64,
+    progress: &[Option<String>],
 ) -> Result<Vec<(i64, bool)>, PgError> {
     let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
     let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
-    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms]).await?;
+    let progress: Vec<Option<JsonText<'_>>> =
+        (0..leases.len()).map(|i| progress.get(i).and_then(|p| p.as_deref()).map(JsonText)).collect();
+    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -111,6 +116,7 @@ pub(crate) async fn rescue(db: &dyn Exec, s: &Statements, limit: i64) -> Result<
 pub(crate) struct Promoted {
     pub per_queue: Vec<(String, i64)>,
     pub next_run_at: Option<DateTime<Utc>>,
+    pub db_now: Option<DateTime<Utc>>,
 }
 
 /// Makes up to `limit` due jobs available.
@@ -122,6 +128,7 @@ pub(crate) async fn promote(db: &dyn Exec, s: &Statements, limit: i64) -> Result
             out.per_queue.push((q, r.get(1)));
         }
         out.next_run_at = r.get(2);
+        out.db_now = r.get(3);
     }
     Ok(out)
 }

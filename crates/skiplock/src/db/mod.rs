@@ -11,6 +11,8 @@ pub(crate) mod queue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use postgres_types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -52,10 +54,10 @@ macro_rules! statements {
 }
 
 statements! {
-    job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY];
+    job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY];
     job_claim => "job/claim.sql" [TEXT, INT8, INT8, TEXT];
     job_finish => "job/finish.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY];
-    job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8];
+    job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY];
     job_rescue => "job/rescue.sql" [INT8];
     job_promote => "job/promote.sql" [INT8];
     job_cancel => "job/cancel.sql" [INT8_ARRAY];
@@ -81,9 +83,25 @@ pub enum StatementMode {
     Unnamed,
 }
 
+/// A statement failed, or did not answer in time.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    /// The driver's error.
+    Pg(tokio_postgres::Error),
+    /// No answer within the client's statement timeout; the connection was
+    /// dropped, since it may be stalled mid-transaction.
+    Timeout(Duration),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::Pg(e)
+    }
+}
+
 /// The boxed future of [`Exec::run`]: boxed because it is stored behind a
 /// trait object of several connection types.
-pub(crate) type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a>>;
+pub(crate) type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, DbError>> + Send + 'a>>;
 
 /// Something that can run a [`Stmt`]: a pooled connection or a caller's
 /// transaction.
@@ -91,23 +109,71 @@ pub(crate) trait Exec: Sync {
     fn run<'a>(&'a self, stmt: &'a Stmt, params: &'a [&'a (dyn ToSql + Sync)]) -> RunFuture<'a>;
 }
 
-/// A pooled connection and how to use it.
-pub(crate) struct Pooled<'c> {
-    pub client: &'c deadpool_postgres::Client,
-    pub mode: StatementMode,
+/// A pooled connection, how to use it, and how long to wait for it.
+///
+/// A connection whose statement timed out or failed at the transport level
+/// is taken out of the pool when this is dropped, never handed out again: it
+/// may be stalled mid-transaction behind a dead network path.
+pub(crate) struct Pooled {
+    conn: Option<deadpool_postgres::Client>,
+    mode: StatementMode,
+    timeout: Option<Duration>,
+    broken: AtomicBool,
 }
 
-impl Exec for Pooled<'_> {
+impl Pooled {
+    pub fn new(conn: deadpool_postgres::Client, mode: StatementMode, timeout: Option<Duration>) -> Self {
+        Pooled { conn: Some(conn), mode, timeout, broken: AtomicBool::new(false) }
+    }
+
+    /// The connection itself, for statements outside the catalogue (COPY).
+    pub fn client(&self) -> &deadpool_postgres::Client {
+        self.conn.as_ref().expect("present until drop")
+    }
+
+    async fn query(&self, stmt: &Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let client = self.client();
+        match self.mode {
+            StatementMode::Prepared => {
+                let prepared = client.prepare_typed_cached(&stmt.sql, stmt.types).await?;
+                client.query(&prepared, params).await
+            }
+            StatementMode::Unnamed => client.query_typed(&stmt.sql, &typed(stmt, params)).await,
+        }
+    }
+}
+
+impl Exec for Pooled {
     fn run<'a>(&'a self, stmt: &'a Stmt, params: &'a [&'a (dyn ToSql + Sync)]) -> RunFuture<'a> {
         Box::pin(async move {
-            match self.mode {
-                StatementMode::Prepared => {
-                    let prepared = self.client.prepare_typed_cached(&stmt.sql, stmt.types).await?;
-                    self.client.query(&prepared, params).await
+            let result = match self.timeout {
+                Some(limit) => match tokio::time::timeout(limit, self.query(stmt, params)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.broken.store(true, Ordering::Relaxed);
+                        return Err(DbError::Timeout(limit));
+                    }
+                },
+                None => self.query(stmt, params).await,
+            };
+            result.map_err(|e| {
+                if e.code().is_none() {
+                    // No SQLSTATE: the transport failed, not the statement.
+                    self.broken.store(true, Ordering::Relaxed);
                 }
-                StatementMode::Unnamed => self.client.query_typed(&stmt.sql, &typed(stmt, params)).await,
-            }
+                DbError::Pg(e)
+            })
         })
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if self.broken.load(Ordering::Relaxed)
+            && let Some(conn) = self.conn.take()
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
     }
 }
 
@@ -121,7 +187,7 @@ macro_rules! exec_unnamed {
     ($($ty:ty),*) => {$(
         impl Exec for $ty {
             fn run<'a>(&'a self, stmt: &'a Stmt, params: &'a [&'a (dyn ToSql + Sync)]) -> RunFuture<'a> {
-                Box::pin(async move { self.query_typed(&stmt.sql, &typed(stmt, params)).await })
+                Box::pin(async move { Ok(self.query_typed(&stmt.sql, &typed(stmt, params)).await?) })
             }
         }
     )*};
@@ -131,6 +197,6 @@ exec_unnamed!(tokio_postgres::Client, tokio_postgres::Transaction<'_>, deadpool_
 
 impl Exec for deadpool_postgres::Client {
     fn run<'a>(&'a self, stmt: &'a Stmt, params: &'a [&'a (dyn ToSql + Sync)]) -> RunFuture<'a> {
-        Box::pin(async move { self.query_typed(&stmt.sql, &typed(stmt, params)).await })
+        Box::pin(async move { Ok(self.query_typed(&stmt.sql, &typed(stmt, params)).await?) })
     }
 }

@@ -1,6 +1,6 @@
 //! Queue statements: settings rows and the queue overview.
 
-use tokio_postgres::Error as PgError;
+use super::DbError as PgError;
 
 use super::{Exec, Statements};
 

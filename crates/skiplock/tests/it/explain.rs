@@ -11,7 +11,7 @@ use crate::support::{TestDb, fresh};
 const WORKER_QUERIES: &[(&str, &str, &str)] = &[
     ("job/claim.sql", "('default', 100, 30000, 'w')", "jobs_claim_idx"),
     ("job/finish.sql", "('{1,2}', '{1,2}', '{completed,failed}', '{NULL,x}', '{0,1000}')", "jobs_pkey"),
-    ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000)", "jobs_pkey"),
+    ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000, '{NULL,\"{}\"}')", "jobs_pkey"),
     ("job/rescue.sql", "(1000)", "jobs_lease_idx"),
     ("job/promote.sql", "(1000)", "jobs_due_idx"),
 ];

@@ -11,3 +11,4 @@ mod migrate;
 mod sqlx_tx;
 mod statements;
 mod support;
+mod worker;

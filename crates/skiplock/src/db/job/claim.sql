@@ -23,4 +23,4 @@ WHERE j.id = ANY (ARRAY (
 ))
 RETURNING j.id, j.queue, j.kind, j.args, j.priority, j.attempt, j.max_attempts,
           j.lease_token, j.lease_expires_at, j.run_at, j.created_at, j.attempted_at,
-          j.tags, j.meta
+          j.tags, j.meta, j.timeout_ms

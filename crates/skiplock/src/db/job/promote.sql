@@ -1,7 +1,7 @@
 -- The scheduler: make up to $1 scheduled or retryable jobs whose run_at has
 -- come available, and wake their queues. Returns one row per queue touched,
--- plus the run_at of the next job still waiting (so the scheduler can sleep
--- until then).
+-- plus the run_at of the next job still waiting and the database's clock (so
+-- the scheduler can sleep until then).
 WITH due AS (
     SELECT id
     FROM {schema}.jobs
@@ -24,10 +24,12 @@ per_queue AS (
 )
 SELECT queue, n,
        (SELECT min(run_at) FROM {schema}.jobs
-        WHERE state IN ('scheduled', 'retryable') AND run_at > now()) AS next_run_at
+        WHERE state IN ('scheduled', 'retryable') AND run_at > now()) AS next_run_at,
+       now() AS db_now
 FROM per_queue
 UNION ALL
 SELECT NULL, 0,
        (SELECT min(run_at) FROM {schema}.jobs
-        WHERE state IN ('scheduled', 'retryable') AND run_at > now())
+        WHERE state IN ('scheduled', 'retryable') AND run_at > now()),
+       now()
 WHERE NOT EXISTS (SELECT 1 FROM per_queue)

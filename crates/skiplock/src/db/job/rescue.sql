@@ -19,9 +19,9 @@ finished AS (
 archived AS (
     INSERT INTO {schema}.jobs_archive
         (id, run_at, created_at, attempted_at, finished_at, lease_token, state, attempt,
-         max_attempts, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta)
+         max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta)
     SELECT id, run_at, created_at, attempted_at, now(), lease_token, next::{schema}.job_state,
-           attempt, max_attempts, priority, queue, kind, args, unique_key, leased_by,
+           attempt, max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by,
            errors || jsonb_build_array(jsonb_build_object(
                'attempt', attempt, 'at', now(),
                'error', 'lease expired: worker ' || coalesce(leased_by, '?') || ' stopped heartbeating')),

@@ -14,9 +14,9 @@ revived AS (
 ),
 reinserted AS (
     INSERT INTO {schema}.jobs
-        (id, run_at, created_at, attempted_at, state, attempt, max_attempts, priority, queue,
+        (id, run_at, created_at, attempted_at, state, attempt, max_attempts, timeout_ms, priority, queue,
          kind, args, unique_key, leased_by, errors, tags, meta)
-    SELECT id, now(), created_at, attempted_at, 'available', attempt, greatest(max_attempts, attempt + 1),
+    SELECT id, now(), created_at, attempted_at, 'available', attempt, greatest(max_attempts, attempt + 1), timeout_ms,
            priority, queue, kind, args, unique_key, leased_by, errors, tags, meta
     FROM revived
     RETURNING id, queue

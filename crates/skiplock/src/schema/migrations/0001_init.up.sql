@@ -32,6 +32,7 @@ CREATE TABLE {schema}.jobs (
     state               {schema}.job_state NOT NULL DEFAULT 'available',
     attempt             integer NOT NULL DEFAULT 0,
     max_attempts        integer NOT NULL DEFAULT 20,
+    timeout_ms          integer,
     priority            smallint NOT NULL DEFAULT 0,
     queue               text NOT NULL DEFAULT 'default',
     kind                text NOT NULL,
@@ -45,6 +46,7 @@ CREATE TABLE {schema}.jobs (
     CONSTRAINT jobs_priority_range CHECK (priority BETWEEN 0 AND 9),
     CONSTRAINT jobs_max_attempts_positive CHECK (max_attempts >= 1),
     CONSTRAINT jobs_attempt_nonnegative CHECK (attempt >= 0),
+    CONSTRAINT jobs_timeout_positive CHECK (timeout_ms > 0),
     CONSTRAINT jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 128),
     CONSTRAINT jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 255),
     CONSTRAINT jobs_running_leased CHECK (state <> 'running' OR (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL))
@@ -93,6 +95,7 @@ CREATE TABLE {schema}.jobs_archive (
     state               {schema}.job_state NOT NULL,
     attempt             integer NOT NULL,
     max_attempts        integer NOT NULL,
+    timeout_ms          integer,
     priority            smallint NOT NULL,
     queue               text NOT NULL,
     kind                text NOT NULL,

@@ -1,0 +1,131 @@
+//! One LISTEN connection per worker process: insert notifications wake the
+//! queue's producer, control notifications cancel running jobs and resume
+//! queues. When the connection drops, producers fall back to polling at the
+//! shortest interval, and after reconnecting every producer polls once, since
+//! notifications sent meanwhile are gone.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use crate::handler::CancelReason;
+use crate::runtime::{Event, Shared, WakeSource, sleep_or};
+use crate::worker::Listen;
+
+/// Longest pause between reconnection attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(sh: Arc<Shared>) {
+    let config = match &sh.cfg.listen {
+        Listen::Disabled => return,
+        Listen::Auto => sh.client.pg_config().clone(),
+        Listen::Url(url) => match url.parse::<tokio_postgres::Config>() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "the LISTEN url does not parse; polling only");
+                return;
+            }
+        },
+    };
+    let mut wait = Duration::from_millis(100);
+    let mut connected_before = false;
+    loop {
+        match listen(&sh, &config).await {
+            Ok((client, mut messages)) => {
+                sh.listening.store(true, Ordering::Relaxed);
+                sh.emit(Event::ListenerConnected);
+                if connected_before {
+                    sh.wake_all(WakeSource::Reconnect);
+                }
+                connected_before = true;
+                wait = Duration::from_millis(100);
+                let error = loop {
+                    tokio::select! {
+                        _ = sh.services_stop.cancelled() => return,
+                        m = messages.recv() => match m {
+                            Some(Ok(n)) => dispatch(&sh, n.channel(), n.payload()),
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "connection closed".to_owned(),
+                        }
+                    }
+                };
+                drop(client);
+                sh.listening.store(false, Ordering::Relaxed);
+                tracing::warn!(%error, "LISTEN connection lost; polling until it is back");
+                sh.emit(Event::ListenerLost { error });
+                // Jobs may have arrived unannounced: look now.
+                sh.wake_all(WakeSource::Reconnect);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection; polling meanwhile"),
+        }
+        if !sleep_or(&sh.services_stop, wait).await {
+            return;
+        }
+        wait = (wait * 2).min(RECONNECT_MAX);
+    }
+}
+
+type Messages = mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tokio_postgres::Error>>;
+
+/// Connects and LISTENs; notifications arrive on the returned channel, which
+/// ends (with an error or closed) when the connection does.
+async fn listen(
+    sh: &Shared,
+    config: &tokio_postgres::Config,
+) -> Result<(tokio_postgres::Client, Messages), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(m) = stream.next().await {
+            match m {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(Ok(n)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    // Channel names are the validated schema name plus a suffix: plain
+    // identifiers, quoted anyway.
+    let sql = format!(
+        "LISTEN \"{}\"; LISTEN \"{}\"",
+        sh.client.schema().insert_channel(),
+        sh.client.schema().control_channel()
+    );
+    client.batch_execute(&sql).await?;
+    Ok((client, rx))
+}
+
+/// Acts on one notification.
+fn dispatch(sh: &Shared, channel: &str, payload: &str) {
+    let schema = sh.client.schema();
+    if channel == schema.insert_channel() {
+        if let Some(q) = sh.queue(payload) {
+            q.wake_source.store(WakeSource::Notify as u8, Ordering::Relaxed);
+            q.wake.notify_one();
+        }
+    } else if channel == schema.control_channel() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(payload) else {
+            tracing::debug!(payload, "ignoring a control message that is not JSON");
+            return;
+        };
+        if let Some(id) = msg.get("cancel").and_then(|v| v.as_i64()) {
+            sh.cancel_running(id, CancelReason::Cancelled);
+        }
+        if let Some(q) = msg.get("resume").and_then(|v| v.as_str()).and_then(|name| sh.queue(name)) {
+            q.wake_source.store(WakeSource::Notify as u8, Ordering::Relaxed);
+            q.wake.notify_one();
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Writes outcomes in batches: one `finish` statement per batch, fenced by
+//! each job's lease token. Batches form on their own: while one is being
+//! written the next fills up, so the batch size follows the load.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::{Done, Event, Shared};
+use crate::client::{Finish, Outcome};
+use crate::error::Error;
+use crate::job::JobState;
+
+/// Batches written at once, each on its own connection: one fills while
+/// the other is in flight.
+const IN_FLIGHT: usize = 2;
+/// Longest pause between attempts to write a batch.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::Receiver<Done>) {
+    let max = sh.cfg.complete_batch_max;
+    let mut in_flight = JoinSet::new();
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            biased;
+            Some(d) = rx.recv() => batch.push(d),
+            _ = sh.executors_done.cancelled() => {
+                // Every executor has handed over its outcome: take what is left.
+                while let Ok(d) = rx.try_recv() {
+                    batch.push(d);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+            }
+        }
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        while in_flight.len() >= IN_FLIGHT {
+            in_flight.join_next().await;
+        }
+        in_flight.spawn(flush(sh.clone(), batch));
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Writes one batch, retrying until it is written. Only at shutdown, after
+/// the flush deadline, does it give up: those jobs keep their leases, which
+/// expire, and the rescuer runs them again (at least once still holds).
+async fn flush(sh: Arc<Shared>, batch: Vec<Done>) {
+    let items: Vec<Finish> = batch.iter().map(|d| Finish { lease: d.lease, outcome: d.outcome.clone() }).collect();
+    let mut wait = Duration::from_millis(50);
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let err = match sh.client.finish(&items).await {
+            Ok(report) => {
+                record(&sh, &batch, &report.applied, &report.stale);
+                return;
+            }
+            Err(e) => e,
+        };
+        if matches!(err, Error::InvalidInput { .. }) {
+            tracing::error!(error = %err, jobs = items.len(), "outcomes refused as invalid; their leases will expire");
+            return;
+        }
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        sh.emit(Event::FlushFailed { pending: items.len(), error: err.to_string() });
+        if sh.executors_done.is_cancelled() && since.elapsed() >= sh.cfg.flush_deadline {
+            let ids: Vec<i64> = items.iter().map(|f| f.lease.id).collect();
+            tracing::error!(error = %err, ?ids, "shutting down with outcomes unwritten; the rescuer will run these jobs again");
+            return;
+        }
+        tracing::warn!(error = %err, jobs = items.len(), "writing outcomes failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+fn record(sh: &Shared, batch: &[Done], applied: &[(i64, JobState)], stale: &[i64]) {
+    let by_id: HashMap<i64, &Done> = batch.iter().map(|d| (d.lease.id, d)).collect();
+    for &(id, state) in applied {
+        if let Some(d) = by_id.get(&id) {
+            let m = &d.queue.metrics;
+            match (&d.outcome, state) {
+                (Outcome::Completed, _) => m.completed.increment(1),
+                (_, JobState::Discarded) => m.discarded.increment(1),
+                (_, JobState::Cancelled) => m.cancelled.increment(1),
+                (Outcome::Failed { .. }, _) => m.retried.increment(1),
+                (Outcome::Snoozed(_), _) => m.snoozed.increment(1),
+                _ => {}
+            }
+        }
+        sh.emit(Event::Finished { id, state });
+    }
+    for &id in stale {
+        if let Some(d) = by_id.get(&id) {
+            d.queue.metrics.stale.increment(1);
+        }
+        tracing::warn!(id, "outcome not written: the lease was lost (the job was rescued and may run again)");
+        sh.emit(Event::Stale { id });
+    }
+}

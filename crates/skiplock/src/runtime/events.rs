@@ -1,0 +1,90 @@
+//! What a worker reports as it runs, for tests and observers:
+//! [`Worker::subscribe`](crate::Worker::subscribe).
+
+use crate::handler::CancelReason;
+use crate::job::JobState;
+
+/// Where a producer's wake-up came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeSource {
+    /// A NOTIFY on the insert channel (a producer's enqueue, the scheduler, a
+    /// retry).
+    Notify,
+    /// The poll interval ran out.
+    Poll,
+    /// The LISTEN connection came back after a loss: poll once, as
+    /// notifications may have been missed.
+    Reconnect,
+}
+
+/// One thing that happened in a worker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A producer woke up to claim.
+    Woken {
+        /// The queue.
+        queue: String,
+        /// Why.
+        source: WakeSource,
+    },
+    /// A claim returned jobs.
+    Claimed {
+        /// The queue.
+        queue: String,
+        /// How many.
+        count: usize,
+    },
+    /// A handler started.
+    Started {
+        /// The job.
+        id: i64,
+        /// Its kind.
+        kind: String,
+        /// The attempt, from 1.
+        attempt: i32,
+    },
+    /// A handler was asked to stop.
+    CancelRequested {
+        /// The job.
+        id: i64,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// An outcome was written: the job reached `state`.
+    Finished {
+        /// The job.
+        id: i64,
+        /// The state it reached.
+        state: JobState,
+    },
+    /// An outcome was refused because the lease no longer held (the job was
+    /// rescued and may run elsewhere).
+    Stale {
+        /// The job.
+        id: i64,
+    },
+    /// Writing outcomes failed; they are kept and retried.
+    FlushFailed {
+        /// How many outcomes wait.
+        pending: usize,
+        /// The error.
+        error: String,
+    },
+    /// A heartbeat was written.
+    Heartbeat {
+        /// Leases extended.
+        extended: usize,
+        /// Leases found lost.
+        lost: usize,
+    },
+    /// The LISTEN connection is up.
+    ListenerConnected,
+    /// The LISTEN connection was lost; producers poll until it is back.
+    ListenerLost {
+        /// The error.
+        error: String,
+    },
+    /// The worker finished shutting down.
+    Stopped,
+}

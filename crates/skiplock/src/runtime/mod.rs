@@ -1,0 +1,308 @@
+//! The worker runtime: how the tasks of a running [`Worker`](crate::Worker)
+//! fit together.
+//!
+//! - `producer`: one per queue. Waits for free slots (a `Semaphore` per
+//!   queue) and a reason to look (NOTIFY, poll, more work), claims a batch
+//!   sized to the free slots, spawns an executor per job.
+//! - `executor`: runs one handler under its timeout, catching panics and
+//!   watching its cancellation token; classifies the [`Outcome`] and hands it
+//!   to the completer.
+//! - `completer`: writes outcomes in batches, one statement each, fenced by
+//!   lease tokens; never drops one (retries on database errors).
+//! - `heartbeat`: extends every running job's lease in one statement, and
+//!   stops handlers whose lease was lost or can no longer be confirmed.
+//! - [`crate::notify`]: the LISTEN connection that wakes producers and
+//!   delivers cancels.
+//! - [`crate::maintenance`]: rescuer and scheduler.
+//!
+//! Shutdown is passed in, never global: a tree of `CancellationToken`s and a
+//! `TaskTracker` for the executors.
+
+pub(crate) mod backoff;
+mod completer;
+pub(crate) mod events;
+mod executor;
+mod heartbeat;
+mod producer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use events::{Event, WakeSource};
+
+use crate::Backoff;
+use crate::client::{Client, Outcome};
+use crate::handler::{CancelReason, RunningJob};
+use crate::job::Lease;
+use crate::worker::Config;
+
+/// One queue as the runtime sees it.
+pub(crate) struct QueueRt {
+    pub name: String,
+    pub concurrency: usize,
+    /// Free execution slots. Only this queue's producer takes permits, so a
+    /// count it reads holds until it spawns.
+    pub slots: Arc<Semaphore>,
+    /// Wakes the producer (NOTIFY, reconnect, resume).
+    pub wake: Notify,
+    /// Why it was last woken (a [`WakeSource`] as u8), for events.
+    pub wake_source: AtomicU8,
+    pub backoff: Backoff,
+    pub metrics: QueueMetrics,
+}
+
+/// Metric handles for one queue, looked up once.
+pub(crate) struct QueueMetrics {
+    pub claimed: metrics::Counter,
+    pub completed: metrics::Counter,
+    pub retried: metrics::Counter,
+    pub discarded: metrics::Counter,
+    pub cancelled: metrics::Counter,
+    pub snoozed: metrics::Counter,
+    pub stale: metrics::Counter,
+    pub latency: metrics::Histogram,
+}
+
+impl QueueMetrics {
+    fn new(queue: &str) -> Self {
+        let q = queue.to_owned();
+        QueueMetrics {
+            claimed: metrics::counter!("skiplock_jobs_claimed_total", "queue" => q.clone()),
+            completed: metrics::counter!("skiplock_jobs_completed_total", "queue" => q.clone()),
+            retried: metrics::counter!("skiplock_jobs_retried_total", "queue" => q.clone()),
+            discarded: metrics::counter!("skiplock_jobs_discarded_total", "queue" => q.clone()),
+            cancelled: metrics::counter!("skiplock_jobs_cancelled_total", "queue" => q.clone()),
+            snoozed: metrics::counter!("skiplock_jobs_snoozed_total", "queue" => q.clone()),
+            stale: metrics::counter!("skiplock_completions_stale_total", "queue" => q.clone()),
+            latency: metrics::histogram!("skiplock_job_start_latency_seconds", "queue" => q),
+        }
+    }
+}
+
+/// A job whose handler is running.
+pub(crate) struct RunningEntry {
+    pub job: Arc<RunningJob>,
+    pub lease: Lease,
+    /// When the lease runs out by this process's clock, measured from when
+    /// the claim or last successful heartbeat was sent (so never late).
+    pub deadline: Instant,
+}
+
+/// An outcome on its way to the completer.
+pub(crate) struct Done {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    pub queue: Arc<QueueRt>,
+}
+
+/// State shared by all of a worker's tasks.
+pub(crate) struct Shared {
+    pub client: Client,
+    pub cfg: Arc<Config>,
+    pub queues: Vec<Arc<QueueRt>>,
+    pub running: Mutex<HashMap<i64, RunningEntry>>,
+    pub events: broadcast::Sender<Event>,
+    /// Executors, awaited at shutdown.
+    pub tracker: TaskTracker,
+    /// Cancelled first at shutdown: producers stop claiming.
+    pub fetch_stop: CancellationToken,
+    /// Cancelled at `stop_now`: handlers are dropped without grace.
+    pub kill: CancellationToken,
+    /// Cancelled last: heartbeat, listener and maintenance stop.
+    pub services_stop: CancellationToken,
+    /// Set once every executor has handed over its outcome.
+    pub executors_done: CancellationToken,
+    /// True while the LISTEN connection is up (producers poll at the
+    /// shortest interval otherwise).
+    pub listening: AtomicBool,
+    pub done_tx: mpsc::Sender<Done>,
+}
+
+impl Shared {
+    /// Sends an event if anyone listens.
+    pub fn emit(&self, ev: Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(ev);
+        }
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&Arc<QueueRt>> {
+        self.queues.iter().find(|q| q.name == name)
+    }
+
+    /// Asks a running job's handler to stop.
+    pub fn cancel_running(&self, id: i64, reason: CancelReason) -> bool {
+        let job = self.running.lock().expect("not poisoned").get(&id).map(|e| e.job.clone());
+        match job {
+            Some(job) => {
+                if !job.token.is_cancelled() {
+                    job.cancel(reason);
+                    self.emit(Event::CancelRequested { id, reason });
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Error text as it may be stored: without the database password or any
+    /// URL's credentials (a handler's error may quote a connection string).
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = crate::client::redact_credentials(text);
+        if let Some(pw) = self.client.pg_config().get_password()
+            && !pw.is_empty()
+        {
+            out = out.replace(&*String::from_utf8_lossy(pw), "***");
+        }
+        out
+    }
+
+    /// Wakes every producer (after a lost LISTEN connection came back).
+    pub fn wake_all(&self, source: WakeSource) {
+        for q in &self.queues {
+            q.wake_source.store(source as u8, Ordering::Relaxed);
+            q.wake.notify_one();
+        }
+    }
+}
+
+/// A started worker. Dropping it does not stop the worker; call
+/// [`WorkerHandle::shutdown`].
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    producers: Mutex<Vec<JoinHandle<()>>>,
+    completer: Mutex<Option<JoinHandle<()>>>,
+    services: Mutex<Vec<JoinHandle<()>>>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
+impl WorkerHandle {
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Jobs whose handlers are running now.
+    pub fn running(&self) -> usize {
+        self.shared.running.lock().expect("not poisoned").len()
+    }
+
+    /// Stops gracefully: no new claims; running jobs get the shutdown grace
+    /// to finish, then are asked to stop and, if they do not within the
+    /// cancel grace, dropped; their jobs go back to available without using
+    /// an attempt. Every outcome is written before this returns (retried for
+    /// the flush deadline if the database is away). Calling it again waits
+    /// for the same shutdown.
+    pub async fn shutdown(&self) {
+        self.stopped.get_or_init(|| self.do_shutdown()).await;
+    }
+
+    /// Stops at once: running handlers are dropped now and their jobs
+    /// released. Pair with [`WorkerHandle::shutdown`] to wait for the end.
+    pub fn stop_now(&self) {
+        self.shared.fetch_stop.cancel();
+        self.shared.kill.cancel();
+        self.cancel_all(CancelReason::Shutdown);
+    }
+
+    fn cancel_all(&self, reason: CancelReason) {
+        let jobs: Vec<Arc<RunningJob>> =
+            self.shared.running.lock().expect("not poisoned").values().map(|e| e.job.clone()).collect();
+        for job in jobs {
+            job.cancel(reason);
+        }
+    }
+
+    async fn do_shutdown(&self) {
+        let sh = &self.shared;
+        sh.fetch_stop.cancel();
+        let producers = std::mem::take(&mut *self.producers.lock().expect("not poisoned"));
+        for p in producers {
+            let _ = p.await;
+        }
+        sh.tracker.close();
+        if tokio::time::timeout(sh.cfg.shutdown_grace, sh.tracker.wait()).await.is_err() {
+            tracing::info!(running = self.running(), "shutdown grace over: stopping the remaining jobs");
+            self.cancel_all(CancelReason::Shutdown);
+            sh.tracker.wait().await;
+        }
+        sh.executors_done.cancel();
+        let completer = self.completer.lock().expect("not poisoned").take();
+        if let Some(c) = completer {
+            let _ = c.await;
+        }
+        sh.services_stop.cancel();
+        let services = std::mem::take(&mut *self.services.lock().expect("not poisoned"));
+        for s in services {
+            let _ = s.await;
+        }
+        sh.emit(Event::Stopped);
+    }
+}
+
+/// Spawns a worker's tasks.
+pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<Event>) -> WorkerHandle {
+    let queues: Vec<Arc<QueueRt>> = cfg
+        .queues
+        .iter()
+        .map(|(name, qc)| {
+            Arc::new(QueueRt {
+                name: name.clone(),
+                concurrency: qc.concurrency,
+                slots: Arc::new(Semaphore::new(qc.concurrency)),
+                wake: Notify::new(),
+                wake_source: AtomicU8::new(WakeSource::Poll as u8),
+                backoff: qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone()),
+                metrics: QueueMetrics::new(name),
+            })
+        })
+        .collect();
+    // Room for every slot's outcome plus a claim's worth: executors block on
+    // a full channel only when the database cannot keep up, which then
+    // holds their slots and so slows claiming: backpressure, not loss.
+    let total: usize = queues.iter().map(|q| q.concurrency).sum();
+    let (done_tx, done_rx) = mpsc::channel(total + cfg.complete_batch_max);
+    let shared = Arc::new(Shared {
+        client,
+        cfg: cfg.clone(),
+        queues,
+        running: Mutex::new(HashMap::new()),
+        events,
+        tracker: TaskTracker::new(),
+        fetch_stop: CancellationToken::new(),
+        kill: CancellationToken::new(),
+        services_stop: CancellationToken::new(),
+        executors_done: CancellationToken::new(),
+        listening: AtomicBool::new(false),
+        done_tx,
+    });
+    let producers = shared.queues.iter().map(|q| tokio::spawn(producer::run(shared.clone(), q.clone()))).collect();
+    let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
+    let mut services = vec![tokio::spawn(heartbeat::run(shared.clone()))];
+    services.push(tokio::spawn(crate::notify::run(shared.clone())));
+    if cfg.maintenance {
+        services.extend(crate::maintenance::spawn(shared.clone()));
+    }
+    WorkerHandle {
+        shared,
+        producers: Mutex::new(producers),
+        completer: Mutex::new(Some(completer)),
+        services: Mutex::new(services),
+        stopped: tokio::sync::OnceCell::new(),
+    }
+}
+
+/// Sleeps for `d` unless `stop` fires first; true if it slept in full.
+pub(crate) async fn sleep_or(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}

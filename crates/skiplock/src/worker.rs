@@ -1,0 +1,398 @@
+//! [`Worker`]: runs jobs. Build one with [`Worker::builder`], register a
+//! handler per job type, name the queues it serves, then `start` or `run` it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::handler::{ErasedHandler, JobContext, JobError, RawHandler, TypedHandler};
+use crate::job::Job;
+use crate::runtime::{self, Event, WorkerHandle};
+use crate::validate;
+use crate::{Backoff, StatementMode};
+
+/// How long a claimed job may go without a heartbeat before the rescuer
+/// takes it back: 30 seconds.
+pub const LEASE_DEFAULT: Duration = Duration::from_secs(30);
+/// How often idle producers poll when no NOTIFY arrives: 1 second, doubling
+/// while idle up to [`POLL_INTERVAL_MAX_DEFAULT`].
+pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// The longest idle poll interval: 5 seconds.
+pub const POLL_INTERVAL_MAX_DEFAULT: Duration = Duration::from_secs(5);
+/// Most jobs one claim takes: 500.
+pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
+/// Most outcomes one completion statement writes: 1,000.
+pub const COMPLETE_BATCH_MAX_DEFAULT: usize = 1000;
+/// How long one attempt may run unless its kind or the job says otherwise:
+/// 30 minutes.
+pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30 * 60);
+/// How long running jobs get to finish at shutdown before they are asked to
+/// stop: 30 seconds.
+pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(30);
+/// How long a handler asked to stop may take before it is dropped: 5 seconds.
+pub const CANCEL_GRACE_DEFAULT: Duration = Duration::from_secs(5);
+/// How often the rescuer looks for expired leases: 5 seconds.
+pub const RESCUE_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest sleep of the scheduler between passes: 1 second.
+pub const SCHEDULER_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// How long outcomes still buffered at shutdown are retried if the database
+/// is away: 10 seconds. Past it their jobs are left to the rescuer.
+pub const FLUSH_DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Where the worker listens for wake-ups.
+#[derive(Debug, Clone, Default)]
+pub enum Listen {
+    /// On a connection made like the client's (the default), unless the
+    /// client sends unnamed statements for PgBouncer, where LISTEN cannot
+    /// work: then poll only, and say so once.
+    #[default]
+    Auto,
+    /// On a direct connection to this URL (bypassing PgBouncer).
+    Url(String),
+    /// Never: poll only.
+    Disabled,
+}
+
+/// Settings for one queue a worker serves.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Jobs of this queue running at once in this process.
+    pub concurrency: usize,
+    /// Retry policy for its failed jobs (default: the worker's).
+    pub backoff: Option<Backoff>,
+}
+
+impl QueueConfig {
+    /// A queue running up to `concurrency` jobs at once.
+    pub fn new(concurrency: usize) -> Self {
+        QueueConfig { concurrency, backoff: None }
+    }
+    /// Sets its retry policy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+}
+
+pub(crate) struct Registered {
+    pub handler: Arc<dyn ErasedHandler>,
+    pub timeout: Option<Duration>,
+}
+
+/// Everything a worker was built with.
+pub(crate) struct Config {
+    pub worker_id: String,
+    pub queues: Vec<(String, QueueConfig)>,
+    pub handlers: HashMap<String, Registered>,
+    pub backoff: Backoff,
+    pub lease: Duration,
+    pub heartbeat_interval: Duration,
+    pub poll_interval: Duration,
+    pub poll_interval_max: Duration,
+    pub claim_batch_max: usize,
+    pub complete_batch_max: usize,
+    pub timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub cancel_grace: Duration,
+    pub rescue_interval: Duration,
+    pub scheduler_interval: Duration,
+    pub flush_deadline: Duration,
+    pub listen: Listen,
+    pub maintenance: bool,
+}
+
+/// Builds a [`Worker`].
+///
+/// # Example
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+/// use skiplock::{Client, Job, JobContext, JobError, Worker};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Resize { image_id: u64 }
+/// impl Job for Resize { const KIND: &'static str = "resize"; }
+///
+/// async fn resize(job: Resize, ctx: JobContext) -> Result<(), JobError> {
+///     println!("resizing {} (attempt {})", job.image_id, ctx.attempt());
+///     Ok(())
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::connect("postgres://localhost/app")?;
+/// let worker = Worker::builder(client)
+///     .queue("default", 50)
+///     .register::<Resize, _, _>(resize)
+///     .build()?;
+/// worker.run_until_signal().await?; // ctrl-c: finish running jobs, then stop
+/// # Ok(()) }
+/// ```
+pub struct WorkerBuilder {
+    client: Client,
+    cfg: Config,
+    errors: Vec<Error>,
+}
+
+impl WorkerBuilder {
+    /// Serves `queue` with up to `concurrency` jobs at once.
+    pub fn queue(self, queue: impl Into<String>, concurrency: usize) -> Self {
+        self.queue_with(queue, QueueConfig::new(concurrency))
+    }
+
+    /// Serves `queue` with its own settings.
+    pub fn queue_with(mut self, queue: impl Into<String>, config: QueueConfig) -> Self {
+        let queue = queue.into();
+        if let Err(e) = validate::queue("queue", &queue) {
+            self.errors.push(e);
+        } else if config.concurrency == 0 {
+            self.errors.push(Error::invalid("concurrency", format!("queue {queue:?} needs at least 1")));
+        } else if self.cfg.queues.iter().any(|(q, _)| *q == queue) {
+            self.errors.push(Error::invalid("queue", format!("{queue:?} is configured twice")));
+        } else {
+            self.cfg.queues.push((queue, config));
+        }
+        self
+    }
+
+    /// Runs jobs of type `J` with `handler`, an async function of the job's
+    /// args and its [`JobContext`]. One handler per kind.
+    pub fn register<J, F, Fut>(self, handler: F) -> Self
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let h = TypedHandler { f: handler, _job: PhantomData::<fn(J)> };
+        self.add(J::KIND, Arc::new(h), J::TIMEOUT)
+    }
+
+    /// Runs jobs of `kind` with `handler`, which gets the args as raw JSON:
+    /// for handlers that are not Rust types (the CLI's `work --exec`).
+    /// `timeout` overrides the worker's default for this kind.
+    pub fn register_raw<F, Fut>(self, kind: &str, timeout: Option<Duration>, handler: F) -> Self
+    where
+        F: Fn(Box<serde_json::value::RawValue>, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.add(kind, Arc::new(RawHandler { f: handler }), timeout)
+    }
+
+    fn add(mut self, kind: &str, handler: Arc<dyn ErasedHandler>, timeout: Option<Duration>) -> Self {
+        if let Err(e) = validate::kind("kind", kind) {
+            self.errors.push(e);
+        } else if self.cfg.handlers.contains_key(kind) {
+            self.errors.push(Error::invalid("kind", format!("{kind:?} is registered twice")));
+        } else {
+            self.cfg.handlers.insert(kind.to_owned(), Registered { handler, timeout });
+        }
+        self
+    }
+
+    /// The retry policy for queues without their own (default [`Backoff::default`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.cfg.backoff = backoff;
+        self
+    }
+    /// How long a claimed job stays leased without a heartbeat (default
+    /// [`LEASE_DEFAULT`], at least 100ms). Heartbeats come every third of it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.cfg.lease = lease;
+        self.cfg.heartbeat_interval = lease / 3;
+        self
+    }
+    /// Poll interval while idle, and its backed-off maximum (defaults
+    /// [`POLL_INTERVAL_DEFAULT`], [`POLL_INTERVAL_MAX_DEFAULT`]).
+    pub fn poll_interval(mut self, min: Duration, max: Duration) -> Self {
+        self.cfg.poll_interval = min;
+        self.cfg.poll_interval_max = max.max(min);
+        self
+    }
+    /// Most jobs per claim (default [`CLAIM_BATCH_MAX_DEFAULT`]).
+    pub fn claim_batch_max(mut self, n: usize) -> Self {
+        self.cfg.claim_batch_max = n.max(1);
+        self
+    }
+    /// Most outcomes per completion statement (default [`COMPLETE_BATCH_MAX_DEFAULT`]).
+    pub fn complete_batch_max(mut self, n: usize) -> Self {
+        self.cfg.complete_batch_max = n.max(1);
+        self
+    }
+    /// The default attempt timeout (default [`TIMEOUT_DEFAULT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.timeout = timeout;
+        self
+    }
+    /// How long running jobs may finish at shutdown (default [`SHUTDOWN_GRACE_DEFAULT`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.cfg.shutdown_grace = grace;
+        self
+    }
+    /// How long a handler asked to stop may take (default [`CANCEL_GRACE_DEFAULT`]).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cfg.cancel_grace = grace;
+        self
+    }
+    /// How often the rescuer runs (default [`RESCUE_INTERVAL_DEFAULT`]).
+    pub fn rescue_interval(mut self, every: Duration) -> Self {
+        self.cfg.rescue_interval = every;
+        self
+    }
+    /// Longest sleep of the scheduler (default [`SCHEDULER_INTERVAL_DEFAULT`]).
+    pub fn scheduler_interval(mut self, every: Duration) -> Self {
+        self.cfg.scheduler_interval = every;
+        self
+    }
+    /// Where to LISTEN for wake-ups (default [`Listen::Auto`]).
+    pub fn listen(mut self, listen: Listen) -> Self {
+        self.cfg.listen = listen;
+        self
+    }
+    /// Whether this process runs the maintenance services (rescuer,
+    /// scheduler). Default true.
+    pub fn maintenance(mut self, on: bool) -> Self {
+        self.cfg.maintenance = on;
+        self
+    }
+    /// The name this worker leaves in `leased_by` (default
+    /// `host-pid-random`).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.cfg.worker_id = id.into();
+        self
+    }
+
+    /// Checks the settings and builds the worker.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for the first bad setting: no queue, a bad
+    /// queue or kind name, a kind registered twice, a zero concurrency or a
+    /// lease under 100ms.
+    pub fn build(mut self) -> Result<Worker> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        if self.cfg.queues.is_empty() {
+            return Err(Error::invalid("queue", "a worker needs at least one queue"));
+        }
+        if self.cfg.lease < Duration::from_millis(100) {
+            return Err(Error::invalid("lease", "must be at least 100ms"));
+        }
+        validate::text("worker_id", &self.cfg.worker_id, 255)?;
+        if matches!(self.cfg.listen, Listen::Auto) && self.client.statement_mode() == StatementMode::Unnamed {
+            tracing::warn!("statement mode is Unnamed (PgBouncer): no LISTEN connection configured, polling only");
+            self.cfg.listen = Listen::Disabled;
+        }
+        let (events, _) = broadcast::channel(4096);
+        Ok(Worker { client: self.client, cfg: Arc::new(self.cfg), events })
+    }
+}
+
+/// A worker process's job runner: producers claim batches for each queue,
+/// handlers run under leases, outcomes are written in batches.
+pub struct Worker {
+    client: Client,
+    cfg: Arc<Config>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Worker {
+    /// A builder for a worker using `client`.
+    pub fn builder(client: Client) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            cfg: Config {
+                worker_id: default_worker_id(),
+                queues: Vec::new(),
+                handlers: HashMap::new(),
+                backoff: Backoff::default(),
+                lease: LEASE_DEFAULT,
+                heartbeat_interval: LEASE_DEFAULT / 3,
+                poll_interval: POLL_INTERVAL_DEFAULT,
+                poll_interval_max: POLL_INTERVAL_MAX_DEFAULT,
+                claim_batch_max: CLAIM_BATCH_MAX_DEFAULT,
+                complete_batch_max: COMPLETE_BATCH_MAX_DEFAULT,
+                timeout: TIMEOUT_DEFAULT,
+                shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
+                cancel_grace: CANCEL_GRACE_DEFAULT,
+                rescue_interval: RESCUE_INTERVAL_DEFAULT,
+                scheduler_interval: SCHEDULER_INTERVAL_DEFAULT,
+                flush_deadline: FLUSH_DEADLINE_DEFAULT,
+                listen: Listen::Auto,
+                maintenance: true,
+            },
+            errors: Vec::new(),
+        }
+    }
+
+    /// Events from now on (see [`Event`]); subscribe before `start` to miss
+    /// none. A slow receiver loses the oldest events (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The name this worker leaves in `leased_by`.
+    pub fn id(&self) -> &str {
+        &self.cfg.worker_id
+    }
+
+    /// Starts the worker's tasks on the current Tokio runtime.
+    pub fn start(self) -> WorkerHandle {
+        runtime::start(self.client, self.cfg, self.events)
+    }
+
+    /// Runs until `shutdown` resolves, then shuts down gracefully.
+    ///
+    /// # Errors
+    ///
+    /// None yet; reserved for start-up checks.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let handle = self.start();
+        shutdown.await;
+        handle.shutdown().await;
+        Ok(())
+    }
+
+    /// Runs until ctrl-c or SIGTERM, then shuts down gracefully; a second
+    /// signal stops at once (running jobs are released; their leases make
+    /// that safe).
+    ///
+    /// # Errors
+    ///
+    /// When the signal handlers cannot be installed.
+    pub async fn run_until_signal(self) -> Result<()> {
+        let handle = self.start();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::invalid("signal", e))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: finishing running jobs (signal again to stop at once)");
+        let graceful = handle.shutdown();
+        tokio::pin!(graceful);
+        tokio::select! {
+            _ = &mut graceful => return Ok(()),
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("second signal: stopping at once");
+        handle.stop_now();
+        graceful.await;
+        Ok(())
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
