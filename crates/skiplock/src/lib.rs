@@ -79,6 +79,11 @@ pub use worker::{
     SCHEDULER_INTERVAL_DEFAULT, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT, Worker, WorkerBuilder,
 };
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     //! For skiplock's own tests: statement texts, to prepare and EXPLAIN.

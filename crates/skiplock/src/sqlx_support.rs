@@ -6,7 +6,9 @@ use serde_json::value::RawValue;
 use sqlx::Row as _;
 use sqlx::types::Json;
 
-use crate::client::enqueue::{Columns, Enqueued};
+use std::collections::HashMap;
+
+use crate::client::enqueue::{Columns, Enqueued, InsertOutcome, chunks};
 use crate::{Client, Error, NewJob, Result};
 
 pub(crate) async fn enqueue(
@@ -14,27 +16,49 @@ pub(crate) async fn enqueue(
     conn: &mut sqlx::PgConnection,
     jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::new();
+    for cols in chunks(jobs, client.args_max_bytes())? {
+        out.extend(insert_columns(client, conn, &cols).await?);
     }
-    let cols = Columns::build(jobs, client.args_max_bytes())?;
-    let mut out = insert(client, conn, &cols).await?;
-    // As in `Client::insert_columns`: ask again about unique keys whose holder
-    // committed after the statement's snapshot.
-    for _ in 0..3 {
-        let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
-        if missing.is_empty() {
-            break;
-        }
-        let found = insert(client, conn, &cols.subset(&missing)).await?;
-        for (i, r) in missing.into_iter().zip(found) {
-            out[i] = r;
-        }
-    }
-    out.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+    Ok(out)
 }
 
-async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> Result<Vec<Option<Enqueued>>> {
+/// As `Client::insert_columns`, through sqlx.
+async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &Columns) -> Result<Vec<Enqueued>> {
+    let mut result: Vec<Option<Enqueued>> = vec![None; cols.len()];
+    let mut todo: Vec<usize> = (0..cols.len()).collect();
+    for _ in 0..3 {
+        let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
+        let cols = sub.as_ref().unwrap_or(cols);
+        let out = insert(client, conn, cols).await?;
+        let keys = out.taken_keys(cols);
+        let holders: HashMap<String, i64> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, (String, i64)>(&client.stmts().job_holders.sql)
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(sqlx_error)?
+                .into_iter()
+                .collect()
+        };
+        let mut again = Vec::new();
+        for (j, r) in out.resolve(cols, &holders).into_iter().enumerate() {
+            match r {
+                Some(e) => result[todo[j]] = Some(e),
+                None => again.push(todo[j]),
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        todo = again;
+    }
+    result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+}
+
+async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> Result<InsertOutcome> {
     let args: Vec<Json<&RawValue>> = c.args.iter().map(|a| Json(a.as_ref())).collect();
     let tags: Vec<Option<Json<&RawValue>>> = c
         .tags
@@ -61,16 +85,13 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> 
         .bind(&tags)
         .bind(&meta)
         .bind(&c.timeout_ms)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(sqlx_error)?;
-    rows.iter()
-        .map(|r| {
-            let id: Option<i64> = r.try_get("id").map_err(sqlx_error)?;
-            let inserted: bool = r.try_get("inserted").map_err(sqlx_error)?;
-            Ok(id.map(|id| Enqueued { id, inserted }))
-        })
-        .collect()
+    let row = rows.first().expect("one row");
+    let ids: Option<Vec<i64>> = row.try_get("ids").map_err(sqlx_error)?;
+    let inserted: Option<Vec<i64>> = row.try_get("inserted").map_err(sqlx_error)?;
+    Ok(InsertOutcome { ids: ids.unwrap_or_default(), inserted: inserted.unwrap_or_default().into_iter().collect() })
 }
 
 fn sqlx_error(e: sqlx::Error) -> Error {

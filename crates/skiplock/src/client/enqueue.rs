@@ -245,6 +245,62 @@ pub struct Enqueued {
     pub inserted: bool,
 }
 
+/// Most jobs one insert statement carries. Bigger batches are split into
+/// statements of this size inside one transaction: the planner's cost for a
+/// statement grows with its rows, and past `jit_above_cost` PostgreSQL would
+/// spend more time compiling it than running it.
+pub(crate) const INSERT_CHUNK: usize = 5000;
+
+/// What `insert.sql` did: the id drawn for each input row, in order, and
+/// which of them were inserted (the others' unique keys were taken).
+pub(crate) struct InsertOutcome {
+    pub ids: Vec<i64>,
+    pub inserted: std::collections::HashSet<i64>,
+}
+
+impl InsertOutcome {
+    /// Unique keys of the rows that were not inserted.
+    pub fn taken_keys(&self, cols: &Columns) -> Vec<String> {
+        (0..self.ids.len())
+            .filter(|&i| !self.inserted.contains(&self.ids[i]))
+            .filter_map(|i| cols.unique_key[i].clone())
+            .collect()
+    }
+
+    /// Each row's result; `None` where the key's holder could not be found
+    /// (it finished between the insert and the look-up: insert again).
+    pub fn resolve(&self, cols: &Columns, holders: &std::collections::HashMap<String, i64>) -> Vec<Option<Enqueued>> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                if self.inserted.contains(&id) {
+                    Some(Enqueued { id, inserted: true })
+                } else {
+                    let key = cols.unique_key[i].as_ref()?;
+                    holders.get(key).map(|&id| Enqueued { id, inserted: false })
+                }
+            })
+            .collect()
+    }
+}
+
+/// Validates `jobs` and lays them out in statements of at most
+/// [`INSERT_CHUNK`] rows. Nothing is sent unless every job is valid.
+pub(crate) fn chunks(jobs: Vec<NewJob>, args_max: usize) -> Result<Vec<Columns>> {
+    let total = jobs.len();
+    let mut out = Vec::with_capacity(total.div_ceil(INSERT_CHUNK));
+    let mut it = jobs.into_iter();
+    let mut offset = 0;
+    while offset < total {
+        let chunk: Vec<NewJob> = it.by_ref().take(INSERT_CHUNK).collect();
+        let n = chunk.len();
+        out.push(Columns::build(chunk, offset, total, args_max)?);
+        offset += n;
+    }
+    Ok(out)
+}
+
 /// Jobs laid out as the column arrays of `insert.sql`.
 #[derive(Default)]
 pub(crate) struct Columns {
@@ -262,13 +318,13 @@ pub(crate) struct Columns {
 }
 
 impl Columns {
-    /// Validates and lays out `jobs`. Single-job calls name fields plainly;
-    /// bulk calls prefix them with `jobs[i].`.
-    pub fn build(jobs: Vec<NewJob>, args_max: usize) -> Result<Columns> {
-        let n = jobs.len();
+    /// Validates and lays out `jobs`, the ones from `offset` of `total`.
+    /// Single-job calls name fields plainly; bulk calls prefix them with
+    /// `jobs[i].`.
+    fn build(jobs: Vec<NewJob>, offset: usize, total: usize, args_max: usize) -> Result<Columns> {
         let mut c = Columns::default();
         for (i, job) in jobs.into_iter().enumerate() {
-            let at = if n == 1 { String::new() } else { format!("jobs[{i}].") };
+            let at = if total == 1 { String::new() } else { format!("jobs[{}].", offset + i) };
             job.check(&at, args_max)?;
             c.queue.push(job.queue().to_owned());
             c.priority.push(job.priority());
@@ -287,6 +343,10 @@ impl Columns {
             c.args.push(job.args);
         }
         Ok(c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.kind.len()
     }
 
     /// The jobs at `idx`, for asking again about some of them.

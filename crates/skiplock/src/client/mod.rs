@@ -99,6 +99,16 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         let mut cfg = tokio_postgres::Config::from_str(&self.url)
             .map_err(|e| Error::invalid("database_url", redact_error(&e.to_string(), &self.url)))?;
+        if self.statement_mode == StatementMode::Prepared {
+            // Queue statements are short; JIT compiling them costs more than
+            // running them. (Not behind PgBouncer, which refuses startup
+            // options; there, statements stay below jit_above_cost.)
+            let options = match cfg.get_options() {
+                Some(o) => format!("{o} -c jit=off"),
+                None => "-c jit=off".to_owned(),
+            };
+            cfg.options(&options);
+        }
         if cfg.get_application_name().is_none() {
             cfg.application_name(&self.application_name);
         }
@@ -335,12 +345,22 @@ impl Client {
     /// [`Error::InvalidInput`] naming the first bad job (`jobs[i].field`);
     /// nothing is inserted then.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
+        let chunks = enqueue::chunks(jobs, self.inner.args_max_bytes)?;
+        match chunks.as_slice() {
+            [] => Ok(Vec::new()),
+            [one] => self.insert_columns(&self.db().await?, one).await,
+            many => {
+                // Several statements, one transaction: all or none.
+                let mut conn = self.conn().await?;
+                let tx = conn.transaction().await.map_err(|e| self.pg(e.into()))?;
+                let mut out = Vec::new();
+                for cols in many {
+                    out.extend(self.insert_columns(&tx, cols).await?);
+                }
+                tx.commit().await.map_err(|e| self.pg(e.into()))?;
+                Ok(out)
+            }
         }
-        let cols = enqueue::Columns::build(jobs, self.inner.args_max_bytes)?;
-        let db = self.db().await?;
-        self.insert_columns(&db, &cols).await
     }
 
     /// Enqueues a typed job inside the caller's open transaction: the job
@@ -379,29 +399,43 @@ impl Client {
     ///
     /// As [`Client::enqueue_many`].
     pub async fn enqueue_many_tx(&self, tx: &impl Executor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        for cols in enqueue::chunks(jobs, self.inner.args_max_bytes)? {
+            out.extend(self.insert_columns(tx.as_exec(), &cols).await?);
         }
-        let cols = enqueue::Columns::build(jobs, self.inner.args_max_bytes)?;
-        self.insert_columns(tx.as_exec(), &cols).await
+        Ok(out)
     }
 
-    /// Runs the insert; asks again for jobs whose unique-key holder committed
-    /// after the statement's snapshot (rare: a race with another inserter).
+    /// Runs one insert statement, then looks up the holders of any unique
+    /// keys that were taken. A holder that finished in between frees its
+    /// key, so those rows are inserted again (a rare race; at most thrice).
     async fn insert_columns(&self, db: &dyn Exec, cols: &enqueue::Columns) -> Result<Vec<Enqueued>> {
-        let mut out = db::job::insert(db, &self.inner.stmts, cols).await.map_err(|e| self.pg(e))?;
+        let s = &self.inner.stmts;
+        let mut result: Vec<Option<Enqueued>> = vec![None; cols.len()];
+        let mut todo: Vec<usize> = (0..cols.len()).collect();
         for _ in 0..3 {
-            let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
-            if missing.is_empty() {
+            let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
+            let cols = sub.as_ref().unwrap_or(cols);
+            let out = db::job::insert(db, s, cols).await.map_err(|e| self.pg(e))?;
+            let keys = out.taken_keys(cols);
+            let holders = if keys.is_empty() {
+                Default::default()
+            } else {
+                db::job::holders(db, s, &keys).await.map_err(|e| self.pg(e))?
+            };
+            let mut again = Vec::new();
+            for (j, r) in out.resolve(cols, &holders).into_iter().enumerate() {
+                match r {
+                    Some(e) => result[todo[j]] = Some(e),
+                    None => again.push(todo[j]),
+                }
+            }
+            if again.is_empty() {
                 break;
             }
-            let again = cols.subset(&missing);
-            let found = db::job::insert(db, &self.inner.stmts, &again).await.map_err(|e| self.pg(e))?;
-            for (i, r) in missing.into_iter().zip(found) {
-                out[i] = r;
-            }
+            todo = again;
         }
-        out.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+        result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
     }
 
     #[cfg(feature = "sqlx")]

@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 
 use super::json::{JsonText, RawJson};
 use super::{Exec, Statements};
-use crate::client::enqueue::{Columns, Enqueued};
+use std::collections::HashMap;
+
+use crate::client::enqueue::{Columns, InsertOutcome};
 use crate::job::{ClaimedJob, JobState, Lease};
 
 /// Inserts `cols` (one statement). Returns one entry per input job, in order.
-pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Result<Vec<Option<Enqueued>>, PgError> {
+pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Result<InsertOutcome, PgError> {
     let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
     let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
     let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
@@ -31,10 +33,17 @@ pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Res
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.get::<_, Option<i64>>("id").map(|id| Enqueued { id, inserted: r.get("inserted") }))
-        .collect())
+    let row = rows.first().expect("one row");
+    Ok(InsertOutcome {
+        ids: row.try_get::<_, Option<Vec<i64>>>(0)?.unwrap_or_default(),
+        inserted: row.try_get::<_, Option<Vec<i64>>>(1)?.unwrap_or_default().into_iter().collect(),
+    })
+}
+
+/// The unfinished jobs holding `keys`: key to id.
+pub(crate) async fn holders(db: &dyn Exec, s: &Statements, keys: &[String]) -> Result<HashMap<String, i64>, PgError> {
+    let rows = db.run(&s.job_holders, &[&keys]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Parameters of a claim.

@@ -55,6 +55,7 @@ macro_rules! statements {
 
 statements! {
     job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY];
+    job_holders => "job/holders.sql" [TEXT_ARRAY];
     job_claim => "job/claim.sql" [TEXT, INT8, INT8, TEXT];
     job_finish => "job/finish.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY];
     job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY];
