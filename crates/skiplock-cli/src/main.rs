@@ -1,1 +1,34 @@
-fn main() {}
+//! `skiplock`, the command line of the skiplock job queue: migrate a schema,
+//! enqueue jobs, look at them and act on them, and run a self-contained demo.
+//!
+//! This file only parses arguments and turns errors into one line on stderr;
+//! the subcommands live in `cmd/`, one file each.
+
+mod cli;
+mod cmd;
+mod fail;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail::report(&e),
+    }
+}

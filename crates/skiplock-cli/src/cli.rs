@@ -1,0 +1,89 @@
+//! The command tree: global options and one subcommand per file in `cmd/`.
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cmd::{demo, enqueue, jobs, migrate, queues, stats};
+
+const EXAMPLES: &str = "\
+Examples:
+  skiplock demo                       # no setup needed: private PostgreSQL, 5,000 jobs
+  export DATABASE_URL=postgres://app@localhost/app
+  skiplock migrate                    # create or upgrade the schema
+  skiplock enqueue --kind email --args '{\"to\":\"ada@example.com\"}'
+  cat jobs.jsonl | skiplock enqueue   # one job object per line
+  skiplock jobs list --state retryable
+  skiplock jobs show 42
+  skiplock stats
+  skiplock queues pause mail";
+
+/// skiplock: a PostgreSQL job queue built on FOR UPDATE SKIP LOCKED.
+///
+/// Jobs are rows in your PostgreSQL database. This command creates the schema,
+/// enqueues jobs, shows and acts on them, and runs a self-contained demo.
+/// Every command that prints data can print JSON instead (--json).
+#[derive(Debug, Parser)]
+#[command(name = "skiplock", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The database: postgres://user:password@host:port/dbname
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
+    pub database_url: Option<OsString>,
+
+    /// The PostgreSQL schema skiplock lives in
+    #[arg(long, env = "SKIPLOCK_SCHEMA", global = true, hide_env_values = true, default_value = skiplock::SCHEMA_DEFAULT,
+          value_name = "NAME", help_heading = "Global options")]
+    pub schema: OsString,
+
+    /// Print JSON instead of text (one document on stdout)
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the skiplock schema (or move it to a given version)
+    Migrate(migrate::Args),
+    /// Enqueue one job from flags, or many from JSON lines on stdin
+    Enqueue(enqueue::Args),
+    /// List, show, retry and cancel jobs
+    #[command(subcommand)]
+    Jobs(jobs::Command),
+    /// Job counts per queue and state, and the age of the oldest available job
+    Stats(stats::Args),
+    /// List queues, pause and resume them
+    #[command(subcommand)]
+    Queues(queues::Command),
+    /// Run a self-contained demo: a private PostgreSQL, thousands of jobs, a worker
+    Demo(demo::Args),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,211 @@
+//! `skiplock demo`: everything at once with no setup. Starts a private
+//! PostgreSQL unless a database is given, migrates it, enqueues a few
+//! thousand jobs (some scheduled, some failing once) and works them off,
+//! printing progress and a summary.
+
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use skiplock::{EnqueueOptions, Job as _, NewJob};
+use skiplock_testdb::{Cluster, ClusterOptions};
+use tokio_util::sync::CancellationToken;
+
+use super::Ctx;
+use super::stats::Stats;
+use crate::fail::Interrupted;
+use crate::output;
+
+/// Jobs the demo enqueues unless told otherwise.
+const JOBS_DEFAULT: u32 = 5_000;
+/// Jobs per `enqueue_many` call.
+const ENQUEUE_BATCH: usize = 5_000;
+/// The demo's queues.
+const QUEUES: [&str; 2] = [worker::SendEmail::QUEUE, worker::Thumbnail::QUEUE];
+/// Every this many jobs, one is scheduled a second or two ahead.
+const SCHEDULED_EVERY: u32 = 50;
+/// Every this many jobs, one fails its first attempt and is retried.
+const FAIL_ONCE_EVERY: u32 = 40;
+/// How often progress is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Connections: the worker's producers, completer, heartbeat and
+/// maintenance, and this function.
+const POOL_SIZE: usize = 10;
+
+/// Runs a self-contained demo. With no --database-url and no DATABASE_URL, it
+/// starts a private PostgreSQL cluster in a temporary directory and removes it
+/// at exit (also on ctrl-c); with one, it uses that database (queues demo-mail
+/// and demo-media of the --schema).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  skiplock demo\n  skiplock demo --jobs 50000\n  skiplock demo --json")]
+pub struct Args {
+    /// Jobs to enqueue and work off
+    #[arg(long, value_name = "N", default_value_t = JOBS_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    jobs: u32,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    jobs: u64,
+    finished: u64,
+    seconds: f64,
+    jobs_per_sec: f64,
+    scheduled: u64,
+    retried: u64,
+    stats: Stats,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    let say = |line: &str| if ctx.json() { eprintln!("{line}") } else { println!("{line}") };
+    let (url, cluster) = match ctx.database_url()? {
+        Some(url) => (url, None),
+        None => {
+            say("starting a private PostgreSQL cluster (no --database-url given) ...");
+            let started = tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::default()))
+                .await
+                .context("cannot start a private PostgreSQL cluster")?
+                .context("cannot start a private PostgreSQL cluster")?;
+            say(&format!(
+                "cluster up at {}, files in {} (removed at exit)",
+                started.url("postgres"),
+                started.socket_dir().display()
+            ));
+            (started.url("postgres"), Some(started))
+        }
+    };
+    let result = demo(ctx, &url, &args, &stop, say).await;
+    signals.abort();
+    if let Some(cluster) = cluster {
+        // Stopping runs pg_ctl: blocking work, off the async threads.
+        let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
+        say("stopped and removed the private cluster");
+    }
+    result
+}
+
+/// Cancels `stop` on ctrl-c or SIGTERM.
+async fn stop_on_signal(stop: CancellationToken) {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    stop.cancel();
+}
+
+/// Runs `fut` unless `stop` fires first.
+async fn or_stop<T>(stop: &CancellationToken, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        r = fut => r,
+        () = stop.cancelled() => Err(Interrupted.into()),
+    }
+}
+
+async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: impl Fn(&str)) -> Result<()> {
+    let client = ctx.client_with(url, POOL_SIZE)?;
+    let migrated = or_stop(stop, async { Ok(client.migrate().await?) }).await?;
+    say(&format!("schema {:?} at version {}", client.schema().name(), migrated.version));
+
+    // Enqueue: two kinds on two queues, a few scheduled, a few that fail once.
+    let started = Instant::now();
+    let total = u64::from(args.jobs);
+    let (mut scheduled, mut fail_once) = (0u64, 0u64);
+    let all: Vec<u32> = (0..args.jobs).collect();
+    for chunk in all.chunks(ENQUEUE_BATCH) {
+        let mut jobs = Vec::with_capacity(chunk.len());
+        for &n in chunk {
+            let mut opts = EnqueueOptions::new();
+            if n % SCHEDULED_EVERY == 7 {
+                opts = opts.delay(Duration::from_millis(1_000 + u64::from(n % 3) * 500));
+                scheduled += 1;
+            }
+            let fails = n % FAIL_ONCE_EVERY == 3;
+            fail_once += u64::from(fails);
+            let args = worker::DemoArgs { n, fail_once: fails };
+            jobs.push(if n % 2 == 0 {
+                NewJob::typed(&worker::SendEmail(args), opts)?
+            } else {
+                NewJob::typed(&worker::Thumbnail(args), opts)?
+            });
+        }
+        or_stop(stop, async { Ok(client.enqueue_many(jobs).await?) }).await?;
+    }
+    say(&format!(
+        "enqueued {total} jobs in {} ({scheduled} scheduled a second or two ahead, {fail_once} set to fail once)",
+        output::seconds(started.elapsed().as_secs_f64())
+    ));
+
+    // Work them off, printing progress, until all are finished or we are stopped.
+    let tally = Arc::new(worker::Tally::new(total));
+    let queues: Vec<String> = QUEUES.iter().map(|q| (*q).to_owned()).collect();
+    let started = Instant::now();
+    let work = worker::start(client.clone(), tally.clone())?;
+    say(&format!("working with skiplock::Worker, {} jobs at once per queue ...", worker::CONCURRENCY));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut last = 0u64;
+    let outcome = loop {
+        tokio::select! {
+            () = tally.all_done() => break Ok(()),
+            () = stop.cancelled() => break Err(Interrupted),
+            _ = tick.tick() => {
+                let done = tally.finished.load(Ordering::Relaxed);
+                say(&format!(
+                    "  {done:>7} / {total} done  {:>6} jobs/s  {} retried",
+                    (done - last) as f64 / PROGRESS_EVERY.as_secs_f64(),
+                    tally.retried.load(Ordering::Relaxed),
+                ));
+                last = done;
+            }
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    if outcome.is_err() {
+        work.stop_now();
+    }
+    work.shutdown().await;
+    outcome?;
+
+    let finished = tally.finished.load(Ordering::Relaxed);
+    let retried = tally.retried.load(Ordering::Relaxed);
+    let rows: Vec<_> = client.stats().await?.into_iter().filter(|r| queues.contains(&r.queue)).collect();
+    let stats = Stats::from_rows(&rows);
+    let jobs_per_sec = finished as f64 / elapsed.max(1e-3);
+    if ctx.json() {
+        return output::json(&Summary {
+            jobs: total,
+            finished,
+            seconds: elapsed,
+            jobs_per_sec,
+            scheduled,
+            retried,
+            stats,
+        });
+    }
+    println!(
+        "done: {finished} jobs in {} ({jobs_per_sec:.0} jobs/s); {retried} failed once and were retried, \
+         {scheduled} waited for their scheduled time",
+        output::seconds(elapsed)
+    );
+    println!("final states:");
+    stats.table().print();
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The subcommands, one file each, and what they share: the database
+//! connection and where it points.
+
+pub mod demo;
+pub mod enqueue;
+pub mod jobs;
+pub mod migrate;
+pub mod queues;
+pub mod stats;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use skiplock::Client;
+use tokio_postgres::config::Host;
+
+use crate::cli::{Cli, Command, Global};
+use crate::{fail, input};
+
+/// Connections a command's pool may open; the CLI runs one statement at a time.
+const POOL_SIZE: usize = 4;
+/// How long to wait for the database before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every subcommand gets: the global options, and once connected, where to.
+pub struct Ctx {
+    /// The global options.
+    pub global: Global,
+    /// `host:port/dbname` of the database, set on connecting, for errors.
+    place: OnceLock<String>,
+}
+
+impl Ctx {
+    /// The database URL given by flag or environment, if any.
+    pub fn database_url(&self) -> Result<Option<String>> {
+        Ok(input::utf8_opt("--database-url", self.global.database_url.as_ref())?.filter(|u| !u.trim().is_empty()))
+    }
+
+    /// A client for the database given, with `pool_size` connections at most.
+    pub fn client_with(&self, url: &str, pool_size: usize) -> Result<Client> {
+        let schema = input::utf8("--schema", &self.global.schema)?;
+        let client = Client::builder(url)
+            .schema(&schema)?
+            .pool_size(pool_size)
+            .pool_timeout(CONNECT_TIMEOUT)
+            .application_name("skiplock-cli")
+            .build()?;
+        let _ = self.place.set(place(client.pg_config()));
+        Ok(client)
+    }
+
+    /// A client for the database given, or the "no database" error.
+    pub fn client(&self) -> Result<Client> {
+        match self.database_url()? {
+            Some(url) => self.client_with(&url, POOL_SIZE),
+            None => bail!("no database: pass --database-url or set DATABASE_URL"),
+        }
+    }
+
+    /// Whether to print JSON.
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx { global: cli.global, place: OnceLock::new() };
+    let result = match cli.command {
+        Command::Migrate(args) => migrate::run(&ctx, args).await,
+        Command::Enqueue(args) => enqueue::run(&ctx, args).await,
+        Command::Jobs(cmd) => jobs::run(&ctx, cmd).await,
+        Command::Stats(args) => stats::run(&ctx, args).await,
+        Command::Queues(cmd) => queues::run(&ctx, cmd).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
+    };
+    // Name the server when we could not reach it or were turned away; the
+    // password never appears, as the place is built from host, port and name.
+    result.map_err(|e| match ctx.place.get() {
+        Some(place) if fail::is_connection_error(&e) => fail::at_place(&e, place),
+        _ => e,
+    })
+}
+
+/// Where a configuration points: `host:port/dbname` (each host when several).
+fn place(cfg: &tokio_postgres::Config) -> String {
+    let ports = cfg.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h {
+            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
+        })
+        .collect();
+    let hosts = if hosts.is_empty() { "(no host given)".to_owned() } else { hosts.join(",") };
+    match cfg.get_dbname() {
+        Some(db) => format!("{hosts}/{db}"),
+        None => hosts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_place_never_holds_the_password() {
+        let cfg: tokio_postgres::Config = "postgres://ada:s3cret@db.example:6543/app".parse().unwrap();
+        assert_eq!(place(&cfg), "db.example:6543/app");
+        let cfg: tokio_postgres::Config = "host=/run/postgresql dbname=x".parse().unwrap();
+        assert_eq!(place(&cfg), "/run/postgresql/.s.PGSQL.5432/x");
+    }
+}

@@ -1,0 +1,480 @@
+//! The `skiplock` binary as a user runs it, against a real PostgreSQL: each
+//! test gets a fresh migrated database from `skiplock-testdb`.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStringExt as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use skiplock_testdb::TestDatabase;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+/// Longest any one run of the binary may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Shared with the library's tests: the template changes with the migrations.
+fn template_key() -> String {
+    format!("skiplock-{}", skiplock::fingerprint())
+}
+
+async fn fresh() -> TestDatabase {
+    skiplock_testdb::fresh_database(&template_key(), |url| async move {
+        skiplock::Client::connect(&url)?.migrate().await?;
+        Ok(())
+    })
+    .await
+    .expect("a fresh test database")
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts success; returns stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success; stderr: {}", self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts exit status 1 and exactly one `error: ` line on stderr; returns it.
+    fn error_line(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected failure; stdout: {} stderr: {}", self.stdout, self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr: {:?}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
+        lines[0]
+    }
+}
+
+/// A command for the binary with a clean environment: no database unless given.
+fn command(url: Option<&str>, args: &[OsString]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiplock"));
+    cmd.env_remove("DATABASE_URL").env_remove("SKIPLOCK_SCHEMA").env_remove("RUST_LOG");
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
+}
+
+async fn run_with(url: Option<&str>, args: &[OsString], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = command(url, args);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("run skiplock");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).await.expect("write stdin");
+    }
+    let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output()).await.expect("in time").expect("output");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Runs `skiplock ARGS` against `db`.
+async fn sk(db: &TestDatabase, args: &[&str]) -> Run {
+    run_with(Some(db.url()), &os(args), None).await
+}
+
+/// Runs `skiplock ARGS` against `db` with `input` on stdin.
+async fn sk_in(db: &TestDatabase, args: &[&str], input: &str) -> Run {
+    run_with(Some(db.url()), &os(args), Some(input.as_bytes())).await
+}
+
+/// Enqueues one job from flags; returns its id.
+async fn enqueue(db: &TestDatabase, args: &[&str]) -> i64 {
+    let mut all = vec!["enqueue", "--json"];
+    all.extend_from_slice(args);
+    sk(db, &all).await.json()["id"].as_i64().expect("an id")
+}
+
+/// `stats --json`'s total count over every state.
+async fn total_jobs(db: &TestDatabase) -> i64 {
+    let stats = sk(db, &["stats", "--json"]).await.json();
+    stats["total"].as_object().unwrap().iter().filter_map(|(k, v)| (k != "queue").then(|| v.as_i64()).flatten()).sum()
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_goes_down_only_when_confirmed() {
+    let db = fresh().await;
+    for _ in 0..2 {
+        let r = sk(&db, &["migrate", "--json"]).await.json();
+        assert_eq!(r, json!({"schema": "skiplock", "direction": "up", "applied": [], "version": 1}));
+    }
+    assert!(sk(&db, &["migrate"]).await.ok().contains("at version 1; nothing to do"));
+
+    let refused = sk(&db, &["migrate", "--to", "0"]).await;
+    assert!(refused.error_line().contains("pass --yes"), "{refused:?}");
+    assert!(sk(&db, &["migrate", "--to", "7"]).await.error_line().contains("invalid --to: 7"));
+
+    let down = sk(&db, &["migrate", "--to", "0", "--yes", "--json"]).await.json();
+    assert_eq!(down["direction"], "down");
+    assert_eq!(down["applied"], json!([1]));
+    assert_eq!(down["version"], 0);
+    let unmigrated = sk(&db, &["stats"]).await;
+    assert!(unmigrated.error_line().contains("is not migrated (run `skiplock migrate`)"), "{unmigrated:?}");
+
+    let up = sk(&db, &["migrate"]).await;
+    assert!(up.ok().contains("applied 0001_init in schema \"skiplock\"; now at version 1"), "{up:?}");
+    assert_eq!(sk(&db, &["migrate", "--json"]).await.json()["applied"], json!([]));
+
+    // A second queue in a schema of its own.
+    let other = sk(&db, &["--schema", "jobs_b", "migrate", "--json"]).await.json();
+    assert_eq!((other["schema"].as_str(), other["applied"].clone()), (Some("jobs_b"), json!([1])));
+}
+
+#[tokio::test]
+async fn enqueue_one_job_from_flags_and_show_it() {
+    let db = fresh().await;
+    let flags = [
+        "--kind",
+        "email",
+        "--queue",
+        "mail",
+        "--args",
+        r#"{"to": "ada@example.com", "n": [1, 2]}"#,
+        "--priority",
+        "3",
+        "--delay",
+        "5m",
+        "--max-attempts",
+        "4",
+        "--unique-key",
+        "welcome:1",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--meta",
+        r#"{"source": "test"}"#,
+    ];
+    let first = sk(&db, &[&["enqueue", "--json"][..], &flags].concat()).await.json();
+    assert_eq!(first["inserted"], true);
+    let id = first["id"].as_i64().unwrap();
+
+    let job = sk(&db, &["jobs", "show", &id.to_string(), "--json"]).await.json();
+    assert_eq!(job["id"], id);
+    assert_eq!(job["kind"], "email");
+    assert_eq!(job["queue"], "mail");
+    assert_eq!(job["args"], json!({"to": "ada@example.com", "n": [1, 2]}));
+    assert_eq!(job["state"], "scheduled");
+    assert_eq!(job["priority"], 3);
+    assert_eq!(job["attempt"], 0);
+    assert_eq!(job["max_attempts"], 4);
+    assert_eq!(job["unique_key"], "welcome:1");
+    assert_eq!(job["tags"], json!(["a", "b"]));
+    assert_eq!(job["meta"], json!({"source": "test"}));
+    assert_eq!(job["errors"], json!([]));
+    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str().unwrap()).unwrap();
+    let delay = (at("run_at") - at("created_at")).num_seconds();
+    assert!((295..=305).contains(&delay), "run_at is {delay}s after created_at");
+
+    // The same unique key again inserts nothing and names the holder.
+    let again = sk(&db, &[&["enqueue", "--json"][..], &flags].concat()).await.json();
+    assert_eq!(again, json!({"id": id, "inserted": false}));
+    let text = sk(&db, &[&["enqueue"][..], &flags].concat()).await;
+    assert!(text.ok().contains(&format!("job {id} already holds this unique key")), "{text:?}");
+
+    // Defaults: queue `default`, args {}, priority 0, 20 attempts, available now.
+    let plain = enqueue(&db, &["--kind", "ping"]).await;
+    let job = sk(&db, &["jobs", "show", &plain.to_string(), "--json"]).await.json();
+    assert_eq!(
+        (&job["queue"], &job["args"], &job["priority"], &job["max_attempts"], &job["state"]),
+        (&json!("default"), &json!({}), &json!(0), &json!(20), &json!("available"))
+    );
+
+    let shown = sk(&db, &["jobs", "show", &id.to_string()]).await;
+    let shown = shown.ok();
+    for want in ["kind          email", "attempt       0 of 4", "args\n  {\n    \"n\": [", "errors: none"] {
+        assert!(shown.contains(want), "{want:?} in:\n{shown}");
+    }
+
+    let listed = sk(&db, &["jobs", "list", "--json"]).await.json();
+    let ids: Vec<i64> = listed.as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![plain, id], "newest first");
+    let mail = sk(&db, &["jobs", "list", "--queue", "mail", "--state", "scheduled"]).await;
+    assert!(mail.ok().contains("email") && !mail.stdout.contains("ping"), "{mail:?}");
+    let page = sk(&db, &["jobs", "list", "--before", &plain.to_string(), "--json"]).await.json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+
+    let missing = sk(&db, &["jobs", "show", "987654321"]).await;
+    assert_eq!(missing.error_line(), "error: job 987654321 not found");
+}
+
+#[tokio::test]
+async fn enqueue_a_thousand_jobs_from_stdin() {
+    let db = fresh().await;
+    // Bare args of --kind (objects, numbers, strings) mixed with job objects
+    // of their own kind and queue, and blank lines.
+    let mut input = String::new();
+    for i in 0..1000 {
+        match i % 4 {
+            0 => input.push_str(&format!(r#"{{"kind": "resize", "queue": "media", "args": {{"image": {i}}}}}"#)),
+            1 => input.push_str(&format!(r#"{{"user": {i}}}"#)),
+            2 => input.push_str(&i.to_string()),
+            _ => input.push_str(&format!(r#""user-{i}""#)),
+        }
+        input.push_str(if i % 100 == 0 { "\n\n  \n" } else { "\n" });
+    }
+    let r =
+        sk_in(&db, &["enqueue", "--stdin", "--kind", "welcome", "--queue", "bulk", "--json", "--batch", "300"], &input)
+            .await
+            .json();
+    assert_eq!(r, json!({"inserted": 1000, "duplicates": 0}));
+
+    let stats = sk(&db, &["stats", "--json"]).await.json();
+    let queues: Vec<(String, i64)> = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["queue"].as_str().unwrap().to_owned(), q["available"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(queues, vec![("bulk".to_owned(), 750), ("media".to_owned(), 250)]);
+    assert_eq!(stats["total"]["available"], 1000);
+    assert!(stats["total"]["oldest_available_secs"].as_f64().is_some());
+    let table = sk(&db, &["stats"]).await;
+    assert!(table.ok().lines().any(|l| l.starts_with("bulk") && l.contains("750")), "{table:?}");
+
+    let bare = sk(&db, &["jobs", "list", "--kind", "welcome", "--limit", "4", "--json"]).await.json();
+    let args: Vec<Value> = bare.as_array().unwrap().iter().map(|j| j["args"].clone()).collect();
+    assert_eq!(args, vec![json!("user-999"), json!(998), json!({"user": 997}), json!("user-995")]);
+
+    // Without --kind, stdin is read when it is not a terminal; every line is a
+    // job object. Unique keys count duplicates; delay_ms schedules.
+    let objects = [
+        r#"{"kind": "report", "unique_key": "r-1", "tags": ["x"], "meta": {"by": "cli"}}"#,
+        r#"{"kind": "report", "unique_key": "r-1"}"#,
+        r#"{"kind": "report", "delay_ms": 60000, "priority": 9, "max_attempts": 2, "queue": "slow"}"#,
+    ];
+    let r = sk_in(&db, &["enqueue"], &objects.join("\n")).await;
+    assert!(r.ok().starts_with("inserted 2 jobs, 1 duplicate"), "{r:?}");
+    let slow = sk(&db, &["jobs", "list", "--queue", "slow", "--json"]).await.json();
+    assert_eq!((&slow[0]["state"], &slow[0]["priority"]), (&json!("scheduled"), &json!(9)));
+    assert_eq!(total_jobs(&db).await, 1002);
+
+    // A bad line found by the library after earlier batches went in says so.
+    let input = "{\"kind\": \"x\"}\n{\"kind\": \"x\"}\n{\"kind\": \"x\", \"queue\": \"-x\"}\n";
+    let r = sk_in(&db, &["enqueue", "--batch", "2"], input).await;
+    assert_eq!(
+        r.error_line(),
+        "error: line 3: invalid queue: \"-x\" must start with a letter or digit \
+         (lines 1 to 2 were enqueued before: 2 inserted, 0 duplicates)"
+    );
+    assert_eq!(total_jobs(&db).await, 1004);
+}
+
+#[tokio::test]
+async fn bad_input_is_one_line_naming_the_field_and_inserts_nothing() {
+    let db = fresh().await;
+    fn kinded<'a>(more: &[&'a str]) -> Vec<&'a str> {
+        [&["enqueue", "--kind", "k"][..], more].concat()
+    }
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (kinded(&["--args", "{bad"]), None, "error: invalid --args: expected JSON"),
+        (kinded(&["--queue", "\"; drop table"]), None, "error: invalid queue: \"\\\"; drop table\" contains '\"'"),
+        (kinded(&["--max-attempts", "-3"]), None, "error: invalid max_attempts: -3 is out of range"),
+        (kinded(&["--priority", "99"]), None, "error: invalid priority: 99 is out of range"),
+        (kinded(&["--delay", "-5s"]), None, "error: invalid --delay: \"-5s\" is negative"),
+        (kinded(&["--delay", "soon"]), None, "error: invalid --delay: \"soon\" is not a duration"),
+        (kinded(&["--run-at", "9999-01-01T00:00:00Z"]), None, "error: invalid run_at: 9999-01-01"),
+        (kinded(&["--run-at", "tomorrow"]), None, "error: invalid --run-at: \"tomorrow\""),
+        (kinded(&["--meta", "[1]"]), None, "error: invalid --meta: expected a JSON object"),
+        (kinded(&["--tag", ""]), None, "error: invalid tags[0]: must not be empty"),
+        (vec!["enqueue", "--kind", "bad kind"], None, "error: invalid kind: \"bad kind\" contains ' '"),
+        (
+            vec!["enqueue"],
+            Some("{\"kind\": \"a\"}\n\n{not json\n"),
+            "error: line 3: invalid job: expected a JSON object",
+        ),
+        (vec!["enqueue", "--stdin", "--kind", "k"], Some("{}\n[1,\n"), "error: line 2: invalid args: expected JSON"),
+        (vec!["enqueue"], Some("{\"kind\": \"a\", \"colour\": \"red\"}"), "error: line 1: unknown field \"colour\""),
+        (vec!["enqueue"], Some("{\"kind\": \"a\"}\n1\n"), "error: line 2: invalid job: expected a JSON object"),
+        (vec!["enqueue"], Some("{\"args\": {}}\n"), "error: line 1: missing kind"),
+        // Found by the library when the batch is inserted, and mapped back to the line.
+        (
+            vec!["enqueue"],
+            Some("{\"kind\": \"a\"}\n{\"kind\": \"a\"}\n\n{\"kind\": \"a\", \"queue\": \"a b\"}\n"),
+            "error: line 4: invalid queue: \"a b\" contains ' '",
+        ),
+        (vec!["enqueue", "--stdin", "--args", "{}"], Some("{}"), "error: --args names one job's args"),
+        (vec!["jobs", "list", "--state", "finished"], None, "error: invalid state: \"finished\" is not one of"),
+        (vec!["jobs", "list", "--limit", "5000"], None, "error: invalid limit: 5000 is out of range"),
+        (vec!["queues", "pause", "bad queue"], None, "error: invalid queue: \"bad queue\" contains ' '"),
+        (vec!["--schema", "Bad-Schema", "stats"], None, "error: invalid schema: \"Bad-Schema\""),
+    ];
+    for (args, stdin, want) in &cases {
+        let r = run_with(Some(db.url()), &os(args), stdin.map(str::as_bytes)).await;
+        let line = r.error_line();
+        assert!(line.starts_with(want), "{args:?}: got {line:?}, want {want:?}");
+    }
+
+    // Invalid UTF-8 in an argument.
+    let mut args = os(&["enqueue", "--kind", "k", "--queue"]);
+    args.push(OsString::from_vec(b"mail\xff".to_vec()));
+    let r = run_with(Some(db.url()), &args, None).await;
+    assert!(r.error_line().starts_with("error: invalid --queue: is not valid UTF-8"), "{r:?}");
+    let r = run_with(Some(db.url()), &os(&["enqueue"]), Some(b"{\"kind\": \"a\xff\"}")).await;
+    assert_eq!(r.error_line(), "error: line 1: is not valid UTF-8");
+
+    assert_eq!(total_jobs(&db).await, 0, "nothing was inserted");
+    assert_eq!(sk(&db, &["queues", "list", "--json"]).await.json(), json!([]));
+
+    // Usage errors are clap's, with status 2.
+    assert_eq!(sk(&db, &["enqueue", "--kind", "k", "--priority", "high"]).await.code, Some(2));
+    assert_eq!(sk(&db, &["jobs", "retry"]).await.code, Some(2));
+}
+
+#[tokio::test]
+async fn missing_or_unreachable_database_is_one_line() {
+    let r = run_with(None, &os(&["stats"]), None).await;
+    assert_eq!(r.error_line(), "error: no database: pass --database-url or set DATABASE_URL");
+
+    // Port 1 on loopback refuses connections; the password must not show.
+    let url = "postgres://ada:s3cret-pw@127.0.0.1:1/nowhere";
+    let r = run_with(None, &os(&["--database-url", url, "jobs", "list"]), None).await;
+    let line = r.error_line();
+    assert!(line.contains("127.0.0.1:1/nowhere") && !line.contains("s3cret"), "{line}");
+
+    let r = run_with(None, &os(&["stats", "--database-url", "postgres://ada:s3cret-pw@[::1"]), None).await;
+    let line = r.error_line();
+    assert!(line.starts_with("error: invalid database_url") && !line.contains("s3cret"), "{line}");
+}
+
+#[tokio::test]
+async fn cancel_and_retry_round_trip() {
+    let db = fresh().await;
+    let waiting = enqueue(&db, &["--kind", "k", "--queue", "work", "--priority", "5"]).await;
+    let running = enqueue(&db, &["--kind", "k", "--queue", "work", "--priority", "0"]).await;
+    let later = enqueue(&db, &["--kind", "k", "--queue", "work", "--delay", "1h"]).await;
+    let client = skiplock::Client::connect(db.url()).unwrap();
+    let claimed = client.claim("work", 1, Duration::from_secs(60), "test").await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![running]);
+
+    let (w, r, unknown) = (waiting.to_string(), running.to_string(), "987654321");
+    let out = sk(&db, &["jobs", "cancel", &w, &r, unknown, "--json"]).await;
+    assert_eq!(out.error_line(), "error: 1 of 3 jobs could not be cancelled");
+    let results: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        results,
+        json!([
+            {"id": waiting, "result": "cancelled"},
+            {"id": running, "result": "cancelling"},
+            {"id": 987654321, "result": "not_found"},
+        ])
+    );
+    let state = |v: Value| v["state"].as_str().unwrap().to_owned();
+    assert_eq!(state(sk(&db, &["jobs", "show", &w, "--json"]).await.json()), "cancelled");
+
+    // A running job is not retried; the worker learns of the cancel and stops.
+    let out = sk(&db, &["jobs", "retry", &r]).await;
+    assert_eq!(out.error_line(), "error: 1 of 1 jobs could not be retried");
+    assert_eq!(out.stdout.trim(), format!("job {running}: running (not retried: wait for it to end, or cancel it)"));
+    let beat = client.heartbeat(&[claimed[0].lease], Duration::from_secs(60)).await.unwrap();
+    assert_eq!(beat.cancel_requested, vec![running]);
+    let lease = claimed[0].lease;
+    let outcome = skiplock::Outcome::Cancelled(Some("told to".into()));
+    client.finish(&[skiplock::Finish { lease, outcome }]).await.unwrap();
+    let shown = sk(&db, &["jobs", "show", &r, "--json"]).await.json();
+    assert_eq!(state(shown), "cancelled");
+
+    // Retry brings finished jobs back and runs scheduled ones now.
+    let out = sk(&db, &["jobs", "retry", &w, &r, &later.to_string()]).await;
+    let expected = format!("job {waiting}: retried\njob {running}: retried\njob {later}: retried\n");
+    assert_eq!(out.ok(), expected);
+    let available = sk(&db, &["jobs", "list", "--state", "available", "--json"]).await.json();
+    let mut ids: Vec<i64> = available.as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![waiting, running, later]);
+    let again = sk(&db, &["jobs", "retry", &w]).await;
+    assert_eq!(again.ok().trim(), format!("job {waiting}: already available"));
+    let text = sk(&db, &["jobs", "cancel", &later.to_string()]).await;
+    assert_eq!(text.ok().trim(), format!("job {later}: cancelled"));
+}
+
+#[tokio::test]
+async fn queues_pause_and_resume() {
+    let db = fresh().await;
+    enqueue(&db, &["--kind", "k", "--queue", "mail"]).await;
+    let client = skiplock::Client::connect(db.url()).unwrap();
+
+    assert_eq!(sk(&db, &["queues", "pause", "mail", "--json"]).await.json(), json!({"queue": "mail", "paused": true}));
+    let queues = sk(&db, &["queues", "list", "--json"]).await.json();
+    assert_eq!(
+        (&queues[0]["name"], &queues[0]["paused"], &queues[0]["available"]),
+        (&json!("mail"), &json!(true), &json!(1))
+    );
+    assert!(sk(&db, &["queues", "list"]).await.ok().lines().any(|l| l.starts_with("mail") && l.contains("paused")));
+    assert!(client.claim("mail", 10, Duration::from_secs(30), "t").await.unwrap().is_empty(), "paused");
+
+    assert!(sk(&db, &["queues", "resume", "mail"]).await.ok().starts_with("resumed queue \"mail\""));
+    let queues = sk(&db, &["queues", "list", "--json"]).await.json();
+    assert_eq!(queues[0]["paused"], false);
+    assert_eq!(client.claim("mail", 10, Duration::from_secs(30), "t").await.unwrap().len(), 1);
+}
+
+/// The directory the demo said its cluster lives in, from its progress lines.
+fn cluster_dir(progress: &str) -> PathBuf {
+    let line =
+        progress.lines().find(|l| l.contains("files in ")).unwrap_or_else(|| panic!("no cluster in {progress:?}"));
+    let dir = line.split("files in ").nth(1).unwrap().split(" (removed").next().unwrap();
+    PathBuf::from(dir)
+}
+
+#[tokio::test]
+async fn demo_runs_on_a_private_cluster_and_removes_it() {
+    let r = run_with(None, &os(&["demo", "--jobs", "300", "--json"]), None).await;
+    let summary = r.json();
+    assert_eq!((summary["jobs"].as_i64(), summary["finished"].as_i64()), (Some(300), Some(300)), "{summary}");
+    assert_eq!(summary["stats"]["total"]["completed"], 300);
+    assert!(summary["retried"].as_i64().unwrap() > 0 && summary["scheduled"].as_i64().unwrap() > 0, "{summary}");
+    let dir = cluster_dir(&r.stderr);
+    assert!(dir.is_absolute() && !dir.exists(), "{} was left behind", dir.display());
+    assert!(r.stderr.contains("stopped and removed the private cluster"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn demo_removes_its_cluster_on_ctrl_c() {
+    // Enough jobs that it is still busy when interrupted.
+    let mut child = command(None, &os(&["demo", "--jobs", "3000000"])).stdin(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    while let Some(line) = tokio::time::timeout(RUN_TIMEOUT, lines.next_line()).await.unwrap().unwrap() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("schema ") {
+            break;
+        }
+    }
+    let dir = cluster_dir(&seen);
+    assert!(dir.exists(), "the cluster is up: {seen}");
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill").args([OsStr::new("-INT"), OsStr::new(&pid)]).status().unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(RUN_TIMEOUT, child.wait()).await.unwrap().unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("stopped and removed the private cluster"), "{rest}");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
