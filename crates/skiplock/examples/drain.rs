@@ -1,0 +1,65 @@
+//! Drains no-op jobs with the worker runtime and prints jobs/s.
+//!
+//! `cargo run --release -p skiplock --example drain -- [jobs] [concurrency]`
+//! On a private cluster unless DATABASE_URL is set.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skiplock::{Client, EnqueueOptions, Event, Job, NewJob, Worker};
+
+#[derive(Serialize, Deserialize)]
+struct Noop {
+    i: u32,
+}
+impl Job for Noop {
+    const KIND: &'static str = "noop";
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let jobs: u32 = args.next().map_or(100_000, |a| a.parse().unwrap());
+    let concurrency: usize = args.next().map_or(100, |a| a.parse().unwrap());
+    let _cluster;
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(u) => u,
+        Err(_) => {
+            let c = skiplock_testdb::Cluster::start(skiplock_testdb::ClusterOptions::default())?;
+            let u = c.url("postgres");
+            _cluster = c;
+            u
+        }
+    };
+    let client = Client::connect(&url)?;
+    client.migrate().await?;
+
+    let batch: Vec<NewJob> = (0..jobs).map(|i| NewJob::typed(&Noop { i }, EnqueueOptions::new()).unwrap()).collect();
+    let t = Instant::now();
+    for chunk in batch.chunks(10_000) {
+        client.enqueue_many(chunk.to_vec()).await?;
+    }
+    let e = t.elapsed();
+    println!("enqueue_many: {jobs} jobs in {e:?} = {:.0} jobs/s", jobs as f64 / e.as_secs_f64());
+
+    let worker = Worker::builder(client.clone())
+        .queue("default", concurrency)
+        .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
+        .build()?;
+    let mut events = worker.subscribe();
+    let t = Instant::now();
+    let handle = worker.start();
+    let mut done = 0u32;
+    while done < jobs {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await? {
+            Ok(Event::Finished { .. }) => done += 1,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => panic!("lagged {n}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let e = t.elapsed();
+    println!("drain c={concurrency}: {jobs} jobs in {e:?} = {:.0} jobs/s", jobs as f64 / e.as_secs_f64());
+    handle.shutdown().await;
+    Ok(())
+}
