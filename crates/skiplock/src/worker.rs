@@ -90,6 +90,7 @@ pub(crate) struct Config {
     pub worker_id: String,
     pub queues: Vec<(String, QueueConfig)>,
     pub handlers: HashMap<String, Registered>,
+    pub fallback: Option<Registered>,
     pub backoff: Backoff,
     pub lease: Duration,
     pub heartbeat_interval: Duration,
@@ -181,6 +182,23 @@ impl WorkerBuilder {
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         self.add(kind, Arc::new(RawHandler { f: handler }), timeout)
+    }
+
+    /// Runs jobs of every kind that has no handler of its own with
+    /// `handler` (raw JSON args; `ctx.kind()` says which kind): a generic
+    /// worker such as the CLI's `work --exec`. Without one, a job of an
+    /// unknown kind fails its attempt with an error saying so.
+    pub fn register_any<F, Fut>(mut self, timeout: Option<Duration>, handler: F) -> Self
+    where
+        F: Fn(Box<serde_json::value::RawValue>, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        if self.cfg.fallback.is_some() {
+            self.errors.push(Error::invalid("kind", "a catch-all handler is registered twice"));
+        } else {
+            self.cfg.fallback = Some(Registered { handler: Arc::new(RawHandler { f: handler }), timeout });
+        }
+        self
     }
 
     fn add(mut self, kind: &str, handler: Arc<dyn ErasedHandler>, timeout: Option<Duration>) -> Self {
@@ -310,6 +328,7 @@ impl Worker {
                 worker_id: default_worker_id(),
                 queues: Vec::new(),
                 handlers: HashMap::new(),
+                fallback: None,
                 backoff: Backoff::default(),
                 lease: LEASE_DEFAULT,
                 heartbeat_interval: LEASE_DEFAULT / 3,

@@ -40,7 +40,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, job: ClaimedJob, slot:
         sh.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();
-        let outcome = match sh.cfg.handlers.get(&job.kind) {
+        let outcome = match sh.cfg.handlers.get(&job.kind).or(sh.cfg.fallback.as_ref()) {
             Some(reg) => {
                 let timeout = job.timeout.or(reg.timeout).unwrap_or(sh.cfg.timeout);
                 let handler = reg.handler.clone();

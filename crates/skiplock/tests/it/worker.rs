@@ -380,3 +380,26 @@ async fn handler_errors_are_stored_without_credentials() {
     let row = t.client.job(id).await.unwrap().unwrap();
     assert_eq!(row.errors[0].error, "cannot reach postgres://app:***@db.internal:5432/app");
 }
+
+#[tokio::test]
+async fn a_catch_all_handler_runs_kinds_without_their_own() {
+    let t = fresh().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let worker = builder(&t)
+        .queue("default", 2)
+        .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
+        .register_any(None, move |args, ctx| {
+            s.lock().unwrap().push((ctx.kind().to_owned(), args.get().to_owned()));
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    t.client.enqueue_job(NewJob::from_json("mystery", r#"{"x":1}"#, EnqueueOptions::new()).unwrap()).await.unwrap();
+    t.client.enqueue(&Noop { n: 1 }, EnqueueOptions::new()).await.unwrap();
+    let handle = worker.start();
+    wait_finished(&mut events, 2).await;
+    handle.shutdown().await;
+    assert_eq!(*seen.lock().unwrap(), vec![("mystery".to_owned(), r#"{"x":1}"#.to_owned())]);
+}
