@@ -36,14 +36,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let batch: Vec<NewJob> = (0..jobs).map(|i| NewJob::typed(&Noop { i }, EnqueueOptions::new()).unwrap()).collect();
     let t = Instant::now();
-    for chunk in batch.chunks(10_000) {
-        client.enqueue_many(chunk.to_vec()).await?;
-    }
+    client.enqueue_many(batch).await?;
     let e = t.elapsed();
     println!("enqueue_many: {jobs} jobs in {e:?} = {:.0} jobs/s", jobs as f64 / e.as_secs_f64());
+    if std::env::var("ENQUEUE_ONLY").is_ok() {
+        return Ok(());
+    }
 
     let worker = Worker::builder(client.clone())
         .queue("default", concurrency)
+        .maintenance(std::env::var("NO_MAINT").is_err())
         .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
         .build()?;
     let mut events = worker.subscribe();

@@ -13,6 +13,8 @@
 //! | [`Client`] (`client/`) | enqueue (one, many, in your transaction), the lifecycle calls, operator actions |
 //! | [`Job`], [`JobState`], [`ClaimedJob`] (`job.rs`) | what a job is |
 //! | [`Schema`], [`migrate`] (`schema/`) | the Postgres schema and its migrations |
+//! | [`Worker`] (`worker.rs`, `runtime/`) | runs jobs: producers, executors, completer, heartbeat |
+//! | [`Maintenance`], [`PeriodicJob`], [`Retention`] (`maintenance/`) | leader election; rescuer, scheduler, periodic jobs, archive partitions and retention |
 //! | `db/` | every SQL statement, one `.sql` file each |
 //! | [`Error`] (`error.rs`) | one error enum, classified by SQLSTATE |
 //!
@@ -63,6 +65,13 @@ pub use db::StatementMode;
 pub use error::{Error, Result};
 pub use handler::{CancelReason, JobContext, JobError};
 pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
+pub use maintenance::{
+    ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT, ArchiveReport,
+    DEFAULT_PARTITION_PRUNE_BATCH, LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder,
+    MaintenanceReport, Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT,
+    PERIODIC_INTERVAL_MIN, PeriodicInfo, PeriodicJob, PeriodicReport, PeriodicRun, RETENTION_CANCELLED_DEFAULT,
+    RETENTION_COMPLETED_DEFAULT, RETENTION_DISCARDED_DEFAULT, Retention, UNIQUE_PRUNE_BATCH,
+};
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
 pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
@@ -72,6 +81,7 @@ pub use schema::{
 pub use validate::{
     ARGS_MAX_BYTES_DEFAULT, KIND_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_LIMIT, META_MAX_BYTES, PRIORITY_DEFAULT,
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,
+    UNIQUE_PERIOD_MIN,
 };
 pub use worker::{
     CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
@@ -83,6 +93,11 @@ pub use worker::{
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/OPERATIONS.md's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/OPERATIONS.md")]
+pub struct OperationsDoctests;
 
 #[doc(hidden)]
 pub mod __private {

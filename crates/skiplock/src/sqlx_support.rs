@@ -31,7 +31,7 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
         let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
         let cols = sub.as_ref().unwrap_or(cols);
         let out = insert(client, conn, cols).await?;
-        let keys = out.taken_keys(cols);
+        let keys = out.taken_keys();
         let holders: HashMap<String, i64> = if keys.is_empty() {
             HashMap::new()
         } else {
@@ -44,7 +44,7 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
                 .collect()
         };
         let mut again = Vec::new();
-        for (j, r) in out.resolve(cols, &holders).into_iter().enumerate() {
+        for (j, r) in out.resolve(&holders).into_iter().enumerate() {
             match r {
                 Some(e) => result[todo[j]] = Some(e),
                 None => again.push(todo[j]),
@@ -85,13 +85,23 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> 
         .bind(&tags)
         .bind(&meta)
         .bind(&c.timeout_ms)
+        .bind(&c.unique_args)
+        .bind(&c.unique_period_s)
+        .bind(&c.unique_final)
         .fetch_all(&mut *conn)
         .await
         .map_err(sqlx_error)?;
     let row = rows.first().expect("one row");
     let ids: Option<Vec<i64>> = row.try_get("ids").map_err(sqlx_error)?;
     let inserted: Option<Vec<i64>> = row.try_get("inserted").map_err(sqlx_error)?;
-    Ok(InsertOutcome { ids: ids.unwrap_or_default(), inserted: inserted.unwrap_or_default().into_iter().collect() })
+    let taken_ids: Option<Vec<i64>> = row.try_get("taken_ids").map_err(sqlx_error)?;
+    let taken_keys: Option<Vec<String>> = row.try_get("taken_keys").map_err(sqlx_error)?;
+    Ok(InsertOutcome::new(
+        ids.unwrap_or_default(),
+        inserted.unwrap_or_default(),
+        taken_ids.unwrap_or_default(),
+        taken_keys.unwrap_or_default(),
+    ))
 }
 
 fn sqlx_error(e: sqlx::Error) -> Error {

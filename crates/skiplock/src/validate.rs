@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::job::JobState;
 
 /// The queue a job goes to when none is named: `default`.
 pub const QUEUE_DEFAULT: &str = "default";
@@ -34,6 +35,36 @@ pub const META_MAX_BYTES: usize = 64 << 10;
 /// Furthest ahead a job may be scheduled: about ten years. A date beyond it
 /// is almost always a unit mistake (milliseconds taken for seconds).
 pub const SCHEDULE_HORIZON: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// Shortest unique period: 1 second.
+pub const UNIQUE_PERIOD_MIN: Duration = Duration::from_secs(1);
+
+/// The states a unique key is held in: every unfinished state (the hot
+/// table's unique index holds those; leaving one out would let a claim or a
+/// retry collide with a newer job's key), plus any final states.
+pub(crate) fn unique_states(field: &str, states: &[JobState]) -> Result<()> {
+    let missing: Vec<&str> =
+        JobState::ALL.iter().filter(|s| !s.is_final() && !states.contains(s)).map(|s| s.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must include every unfinished state (available, scheduled, running, retryable); {} missing",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A unique period: whole seconds, from [`UNIQUE_PERIOD_MIN`] to the
+/// [`SCHEDULE_HORIZON`].
+pub(crate) fn unique_period(field: &str, d: Duration) -> Result<()> {
+    if d < UNIQUE_PERIOD_MIN || d > SCHEDULE_HORIZON || d.subsec_nanos() != 0 {
+        return Err(Error::invalid(field, format!("{d:?} is not a whole number of seconds from 1s to ten years")));
+    }
+    Ok(())
+}
 
 /// A queue name: 1 to 128 bytes of ASCII letters, digits and `_ . : -`,
 /// starting with a letter or digit.

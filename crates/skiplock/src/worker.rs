@@ -13,6 +13,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::handler::{ErasedHandler, JobContext, JobError, RawHandler, TypedHandler};
 use crate::job::Job;
+use crate::maintenance::{Maintenance, MaintenanceBuilder, PeriodicJob, Retention};
 use crate::runtime::{self, Event, WorkerHandle};
 use crate::validate;
 use crate::{Backoff, StatementMode};
@@ -106,6 +107,8 @@ pub(crate) struct Config {
     pub flush_deadline: Duration,
     pub listen: Listen,
     pub maintenance: bool,
+    /// The maintenance services, when `maintenance` is on.
+    pub services: Option<Maintenance>,
 }
 
 /// Builds a [`Worker`].
@@ -137,6 +140,7 @@ pub(crate) struct Config {
 pub struct WorkerBuilder {
     client: Client,
     cfg: Config,
+    maintenance: MaintenanceBuilder,
     errors: Vec<Error>,
 }
 
@@ -271,10 +275,59 @@ impl WorkerBuilder {
         self.cfg.listen = listen;
         self
     }
-    /// Whether this process runs the maintenance services (rescuer,
-    /// scheduler). Default true.
+    /// Whether this process takes part in the leader election and, when
+    /// elected, runs the maintenance services (rescuer, scheduler, periodic
+    /// jobs, archive partitions and retention). Default true.
     pub fn maintenance(mut self, on: bool) -> Self {
         self.cfg.maintenance = on;
+        self
+    }
+    /// Registers a periodic job, enqueued by whichever process leads, once
+    /// per run. A bad schedule fails [`WorkerBuilder::build`] with an error
+    /// naming the field (`cron`, `timezone`, `interval`, `periodic`, `job`).
+    ///
+    /// # Example: every ten seconds
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Tick;
+    /// # impl skiplock::Job for Tick { const KIND: &'static str = "tick"; }
+    /// # async fn tick(_: Tick, _: skiplock::JobContext) -> Result<(), skiplock::JobError> { Ok(()) }
+    /// # async fn run(client: skiplock::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use skiplock::{EnqueueOptions, PeriodicJob, Worker};
+    /// let worker = Worker::builder(client)
+    ///     .queue("default", 10)
+    ///     .register::<Tick, _, _>(tick)
+    ///     .periodic(PeriodicJob::cron("tick", "*/10 * * * * *").job(&Tick, EnqueueOptions::new()))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn periodic(mut self, job: PeriodicJob) -> Self {
+        self.maintenance = self.maintenance.periodic(job);
+        self
+    }
+    /// How long finished jobs stay in the archive (default
+    /// [`Retention::default`]: completed 1 day, cancelled and discarded 7).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.maintenance = self.maintenance.retention(retention);
+        self
+    }
+    /// The leader's lease (default
+    /// [`LEADER_LEASE_DEFAULT`](crate::LEADER_LEASE_DEFAULT)).
+    pub fn leader_lease(mut self, lease: Duration) -> Self {
+        self.maintenance = self.maintenance.leader_lease(lease);
+        self
+    }
+    /// UTC days of archive partitions created ahead (default
+    /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`](crate::ARCHIVE_DAYS_AHEAD_DEFAULT)).
+    pub fn archive_days_ahead(mut self, days: u32) -> Self {
+        self.maintenance = self.maintenance.archive_days_ahead(days);
+        self
+    }
+    /// How often the leader maintains the archive (default
+    /// [`ARCHIVE_INTERVAL_DEFAULT`](crate::ARCHIVE_INTERVAL_DEFAULT)).
+    pub fn archive_interval(mut self, every: Duration) -> Self {
+        self.maintenance = self.maintenance.archive_interval(every);
         self
     }
     /// The name this worker leaves in `leased_by` (default
@@ -306,7 +359,14 @@ impl WorkerBuilder {
             tracing::warn!("statement mode is Unnamed (PgBouncer): no LISTEN connection configured, polling only");
             self.cfg.listen = Listen::Disabled;
         }
+        if !self.cfg.maintenance && self.maintenance.has_periodic() {
+            tracing::warn!("periodic jobs registered on a worker with maintenance off: only the leader enqueues them");
+        }
         let (events, _) = broadcast::channel(4096);
+        let services = self.maintenance.id(self.cfg.worker_id.clone()).events(events.clone()).build()?;
+        if self.cfg.maintenance {
+            self.cfg.services = Some(services);
+        }
         Ok(Worker { client: self.client, cfg: Arc::new(self.cfg), events })
     }
 }
@@ -323,6 +383,7 @@ impl Worker {
     /// A builder for a worker using `client`.
     pub fn builder(client: Client) -> WorkerBuilder {
         WorkerBuilder {
+            maintenance: Maintenance::builder(client.clone()),
             client,
             cfg: Config {
                 worker_id: default_worker_id(),
@@ -344,6 +405,7 @@ impl Worker {
                 flush_deadline: FLUSH_DEADLINE_DEFAULT,
                 listen: Listen::Auto,
                 maintenance: true,
+                services: None,
             },
             errors: Vec::new(),
         }
@@ -407,7 +469,7 @@ impl Worker {
     }
 }
 
-fn default_worker_id() -> String {
+pub(crate) fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

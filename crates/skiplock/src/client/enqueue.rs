@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::job::{Job, JobState};
 use crate::validate;
 
 /// Per-job settings for an enqueue. Everything is optional: unset fields
@@ -42,6 +42,22 @@ pub struct EnqueueOptions {
     /// At most one unfinished job holds a key: enqueueing a second returns
     /// the first one's id and inserts nothing.
     pub unique_key: Option<String>,
+    /// Derive the unique key from the job's kind and args (unless
+    /// `unique_key` names one): `kind:<kind>:<md5 of the args>`, computed by
+    /// the database from the stored `jsonb`, so key order and spacing in the
+    /// JSON do not matter.
+    pub unique_args: bool,
+    /// The states in which a job holds its unique key (default: the
+    /// unfinished ones). Every unfinished state must be included; add
+    /// [`JobState::Completed`], [`JobState::Cancelled`] or
+    /// [`JobState::Discarded`] to keep the key taken after the job finished
+    /// (until its period ends, or the archive drops the job).
+    pub unique_states: Option<Vec<JobState>>,
+    /// Uniqueness per period: the start of the current period (UTC, database
+    /// clock, aligned to the Unix epoch) becomes part of the key, so the next
+    /// period takes a new key. Whole seconds, at least
+    /// [`UNIQUE_PERIOD_MIN`](crate::UNIQUE_PERIOD_MIN).
+    pub unique_period: Option<Duration>,
     /// Free-form labels, for filtering.
     pub tags: Vec<String>,
     /// Free-form JSON object kept with the job.
@@ -84,6 +100,35 @@ impl EnqueueOptions {
     /// Sets the unique key.
     pub fn unique_key(mut self, key: impl Into<String>) -> Self {
         self.unique_key = Some(key.into());
+        self
+    }
+    /// Makes the job unique by its kind and args: while a job of the same
+    /// kind with equal args holds the key, enqueueing returns that job.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use skiplock::{EnqueueOptions, JobState};
+    /// // At most one report per account and hour, even once it completed.
+    /// let opts = EnqueueOptions::new()
+    ///     .unique_args()
+    ///     .unique_period(Duration::from_secs(3600))
+    ///     .unique_states(JobState::ALL);
+    /// ```
+    pub fn unique_args(mut self) -> Self {
+        self.unique_args = true;
+        self
+    }
+    /// Sets the states that hold the unique key: every unfinished state, plus
+    /// any final states that should keep it taken after the job finished.
+    pub fn unique_states(mut self, states: impl IntoIterator<Item = JobState>) -> Self {
+        self.unique_states = Some(states.into_iter().collect());
+        self
+    }
+    /// Scopes the unique key to a period (at most one job per period).
+    pub fn unique_period(mut self, period: Duration) -> Self {
+        self.unique_period = Some(period);
         self
     }
     /// Adds a tag.
@@ -203,6 +248,19 @@ impl NewJob {
         if let Some(key) = &self.opts.unique_key {
             validate::text(&f("unique_key"), key, validate::UNIQUE_KEY_MAX)?;
         }
+        let keyed = self.opts.unique_key.is_some() || self.opts.unique_args;
+        if let Some(states) = &self.opts.unique_states {
+            if !keyed {
+                return Err(Error::invalid(f("unique_states"), "needs unique_key or unique_args"));
+            }
+            validate::unique_states(&f("unique_states"), states)?;
+        }
+        if let Some(period) = self.opts.unique_period {
+            if !keyed {
+                return Err(Error::invalid(f("unique_period"), "needs unique_key or unique_args"));
+            }
+            validate::unique_period(&f("unique_period"), period)?;
+        }
         if self.opts.tags.len() > validate::TAGS_MAX {
             return Err(Error::invalid(
                 f("tags"),
@@ -251,33 +309,43 @@ pub struct Enqueued {
 /// spend more time compiling it than running it.
 pub(crate) const INSERT_CHUNK: usize = 5000;
 
-/// What `insert.sql` did: the id drawn for each input row, in order, and
-/// which of them were inserted (the others' unique keys were taken).
+/// What `insert.sql` did: the id drawn for each input row, in order, which
+/// of them were inserted, and the (derived) unique keys of those that were
+/// not (their keys were taken).
 pub(crate) struct InsertOutcome {
     pub ids: Vec<i64>,
     pub inserted: std::collections::HashSet<i64>,
+    pub taken: std::collections::HashMap<i64, String>,
 }
 
 impl InsertOutcome {
+    /// From the statement's arrays (NULL arrays are empty).
+    pub fn new(ids: Vec<i64>, inserted: Vec<i64>, taken_ids: Vec<i64>, taken_keys: Vec<String>) -> Self {
+        InsertOutcome {
+            ids,
+            inserted: inserted.into_iter().collect(),
+            taken: taken_ids.into_iter().zip(taken_keys).collect(),
+        }
+    }
+
     /// Unique keys of the rows that were not inserted.
-    pub fn taken_keys(&self, cols: &Columns) -> Vec<String> {
-        (0..self.ids.len())
-            .filter(|&i| !self.inserted.contains(&self.ids[i]))
-            .filter_map(|i| cols.unique_key[i].clone())
-            .collect()
+    pub fn taken_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.taken.values().cloned().collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Each row's result; `None` where the key's holder could not be found
     /// (it finished between the insert and the look-up: insert again).
-    pub fn resolve(&self, cols: &Columns, holders: &std::collections::HashMap<String, i64>) -> Vec<Option<Enqueued>> {
+    pub fn resolve(&self, holders: &std::collections::HashMap<String, i64>) -> Vec<Option<Enqueued>> {
         self.ids
             .iter()
-            .enumerate()
-            .map(|(i, &id)| {
+            .map(|&id| {
                 if self.inserted.contains(&id) {
                     Some(Enqueued { id, inserted: true })
                 } else {
-                    let key = cols.unique_key[i].as_ref()?;
+                    let key = self.taken.get(&id)?;
                     holders.get(key).map(|&id| Enqueued { id, inserted: false })
                 }
             })
@@ -315,6 +383,11 @@ pub(crate) struct Columns {
     pub tags: Vec<Option<String>>,
     pub meta: Vec<String>,
     pub timeout_ms: Vec<Option<i32>>,
+    pub unique_args: Vec<bool>,
+    pub unique_period_s: Vec<Option<i64>>,
+    /// Final states that also hold the key, as a text array literal
+    /// (`{completed}`); `None` for the unfinished ones only.
+    pub unique_final: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -339,6 +412,9 @@ impl Columns {
             });
             c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
             c.timeout_ms.push(job.opts.timeout.map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX)));
+            c.unique_args.push(job.opts.unique_args);
+            c.unique_period_s.push(job.opts.unique_period.map(|p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX)));
+            c.unique_final.push(job.opts.unique_states.as_deref().and_then(final_states_literal));
             c.kind.push(job.kind);
             c.args.push(job.args);
         }
@@ -364,7 +440,20 @@ impl Columns {
             c.tags.push(self.tags[i].clone());
             c.meta.push(self.meta[i].clone());
             c.timeout_ms.push(self.timeout_ms[i]);
+            c.unique_args.push(self.unique_args[i]);
+            c.unique_period_s.push(self.unique_period_s[i]);
+            c.unique_final.push(self.unique_final[i].clone());
         }
         c
     }
+}
+
+/// The final states among `states` as a Postgres array literal
+/// (`{completed,discarded}`), or `None` if there are none (the common case,
+/// held by the hot table's index alone).
+fn final_states_literal(states: &[JobState]) -> Option<String> {
+    let mut finals: Vec<&str> = states.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
+    finals.sort_unstable();
+    finals.dedup();
+    (!finals.is_empty()).then(|| format!("{{{}}}", finals.join(",")))
 }

@@ -118,6 +118,36 @@ pub(crate) fn error_text(s: &str) -> String {
     s.replace('\0', "\u{fffd}")
 }
 
+/// Outcomes as the arrays of `finish_claim.sql`.
+fn finish_columns(items: &[Finish]) -> Result<FinishColumns> {
+    let mut c = FinishColumns::default();
+    for f in items {
+        let (outcome, error, delay) = match &f.outcome {
+            Outcome::Completed => ("completed", None, Duration::ZERO),
+            Outcome::Failed { error, retry_in } => ("failed", Some(error_text(error)), *retry_in),
+            Outcome::Snoozed(d) => ("snoozed", None, *d),
+            Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(error_text), Duration::ZERO),
+            Outcome::Discarded(reason) => ("discarded", Some(error_text(reason)), Duration::ZERO),
+            Outcome::Released => ("released", None, Duration::ZERO),
+        };
+        c.id.push(f.lease.id);
+        c.token.push(f.lease.token);
+        c.outcome.push(outcome);
+        c.error.push(error);
+        // Waits past the schedule horizon are a bug upstream; cap them rather
+        // than refuse the outcome.
+        c.delay_ms.push(millis("delay", delay.min(validate::SCHEDULE_HORIZON))?);
+    }
+    Ok(c)
+}
+
+/// Splits `items` into those written (`applied`) and the stale rest.
+fn report(items: &[Finish], applied: Vec<(i64, JobState)>) -> FinishReport {
+    let held: HashSet<i64> = applied.iter().map(|(id, _)| *id).collect();
+    let stale = items.iter().map(|f| f.lease.id).filter(|id| !held.contains(id)).collect();
+    FinishReport { applied, stale }
+}
+
 impl Client {
     /// Claims up to `limit` available jobs of `queue`, in (priority, run_at,
     /// id) order, for the worker named `worker`, each leased for `lease`.
@@ -141,17 +171,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn claim(&self, queue: &str, limit: i64, lease: Duration, worker: &str) -> Result<Vec<ClaimedJob>> {
-        validate::queue("queue", queue)?;
-        if limit < 1 {
-            return Err(Error::invalid("limit", format!("{limit} must be at least 1")));
-        }
-        let lease_ms = millis("lease", lease)?;
-        if lease_ms < 1 {
-            return Err(Error::invalid("lease", "must be at least 1ms"));
-        }
-        validate::text("worker", worker, 255)?;
-        let db = self.db().await?;
-        q::claim(&db, self.stmts(), &JobClaimParams { queue, limit, lease_ms, worker }).await.map_err(|e| self.pg(e))
+        Ok(self.finish_and_claim(&[], queue, limit, lease, worker).await?.1)
     }
 
     /// Records many attempts' outcomes in one statement, each fenced by its
@@ -166,29 +186,46 @@ impl Client {
         if items.is_empty() {
             return Ok(FinishReport::default());
         }
-        let mut c = FinishColumns::default();
-        for f in items {
-            let (outcome, error, delay) = match &f.outcome {
-                Outcome::Completed => ("completed", None, Duration::ZERO),
-                Outcome::Failed { error, retry_in } => ("failed", Some(error_text(error)), *retry_in),
-                Outcome::Snoozed(d) => ("snoozed", None, *d),
-                Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(error_text), Duration::ZERO),
-                Outcome::Discarded(reason) => ("discarded", Some(error_text(reason)), Duration::ZERO),
-                Outcome::Released => ("released", None, Duration::ZERO),
-            };
-            c.id.push(f.lease.id);
-            c.token.push(f.lease.token);
-            c.outcome.push(outcome);
-            c.error.push(error);
-            // Waits past the schedule horizon are a bug upstream; cap them
-            // rather than refuse the outcome.
-            c.delay_ms.push(millis("delay", delay.min(validate::SCHEDULE_HORIZON))?);
-        }
         let db = self.db().await?;
-        let applied = q::finish(&db, self.stmts(), &c).await.map_err(|e| self.pg(e))?;
-        let held: HashSet<i64> = applied.iter().map(|(id, _)| *id).collect();
-        let stale = items.iter().map(|f| f.lease.id).filter(|id| !held.contains(id)).collect();
-        Ok(FinishReport { applied, stale })
+        let (applied, _) = q::finish_claim(&db, self.stmts(), &finish_columns(items)?, &JobClaimParams::NONE)
+            .await
+            .map_err(|e| self.pg(e))?;
+        Ok(report(items, applied))
+    }
+
+    /// Records `items` and claims up to `limit` jobs of `queue`, in one
+    /// statement and one commit: what the worker runtime's producers do.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::claim`]; on an error nothing was written or claimed.
+    pub(crate) async fn finish_and_claim(
+        &self,
+        items: &[Finish],
+        queue: &str,
+        limit: i64,
+        lease: Duration,
+        worker: &str,
+    ) -> Result<(FinishReport, Vec<ClaimedJob>)> {
+        validate::queue("queue", queue)?;
+        if limit < 1 {
+            return Err(Error::invalid("limit", format!("{limit} must be at least 1")));
+        }
+        let lease_ms = millis("lease", lease)?;
+        if lease_ms < 1 {
+            return Err(Error::invalid("lease", "must be at least 1ms"));
+        }
+        validate::text("worker", worker, 255)?;
+        let db = self.db().await?;
+        let (applied, claimed) = q::finish_claim(
+            &db,
+            self.stmts(),
+            &finish_columns(items)?,
+            &JobClaimParams { queue, limit, lease_ms, worker },
+        )
+        .await
+        .map_err(|e| self.pg(e))?;
+        Ok((report(items, applied), claimed))
     }
 
     /// Completes jobs: [`Client::finish`] with [`Outcome::Completed`].

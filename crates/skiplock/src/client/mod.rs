@@ -4,6 +4,7 @@
 mod admin;
 pub(crate) mod enqueue;
 mod lifecycle;
+mod operations;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -137,9 +138,20 @@ impl ClientBuilder {
                 mode: self.statement_mode,
                 statement_timeout: self.statement_timeout,
                 args_max_bytes: self.args_max_bytes,
+                state_type: tokio::sync::OnceCell::new(),
             }),
         })
     }
+}
+
+/// Jobs from which a chunk goes through COPY: below, the COPY's three round
+/// trips cost more than the multi-row INSERT's one.
+pub(crate) const COPY_MIN_JOBS: usize = 100;
+
+/// Whether a chunk goes through COPY: big enough, and no unique keys (COPY
+/// cannot resolve their conflicts).
+fn use_copy(cols: &enqueue::Columns) -> bool {
+    cols.len() >= COPY_MIN_JOBS && cols.unique_key.iter().all(Option::is_none) && !cols.unique_args.contains(&true)
 }
 
 /// Strips a URL's password from a message that may quote it.
@@ -230,6 +242,9 @@ struct Inner {
     mode: StatementMode,
     statement_timeout: Option<Duration>,
     args_max_bytes: usize,
+    /// The type of the `job_state` enum (its OID differs per database), for
+    /// binary COPY.
+    state_type: tokio::sync::OnceCell<postgres_types::Type>,
 }
 
 impl std::fmt::Debug for Client {
@@ -348,14 +363,16 @@ impl Client {
         let chunks = enqueue::chunks(jobs, self.inner.args_max_bytes)?;
         match chunks.as_slice() {
             [] => Ok(Vec::new()),
-            [one] => self.insert_columns(&self.db().await?, one).await,
-            many => {
-                // Several statements, one transaction: all or none.
+            // One statement is atomic by itself.
+            [one] if !use_copy(one) => self.insert_columns(&self.db().await?, one).await,
+            all => {
+                // Several statements (or a COPY and its wake-ups): one
+                // transaction, all or none.
                 let mut conn = self.conn().await?;
                 let tx = conn.transaction().await.map_err(|e| self.pg(e.into()))?;
                 let mut out = Vec::new();
-                for cols in many {
-                    out.extend(self.insert_columns(&tx, cols).await?);
+                for cols in all {
+                    out.extend(self.insert_chunk(&tx, tx.client(), cols).await?);
                 }
                 tx.commit().await.map_err(|e| self.pg(e.into()))?;
                 Ok(out)
@@ -401,9 +418,42 @@ impl Client {
     pub async fn enqueue_many_tx(&self, tx: &impl Executor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let mut out = Vec::new();
         for cols in enqueue::chunks(jobs, self.inner.args_max_bytes)? {
-            out.extend(self.insert_columns(tx.as_exec(), &cols).await?);
+            out.extend(self.insert_chunk(tx.as_exec(), tx.pg_client(), &cols).await?);
         }
         Ok(out)
+    }
+
+    /// Enqueues many jobs through `db`, a transaction the library holds (the
+    /// leader's, for periodic jobs), with the multi-row INSERT.
+    pub(crate) async fn enqueue_exec(&self, db: &dyn Exec, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let mut out = Vec::new();
+        for cols in enqueue::chunks(jobs, self.inner.args_max_bytes)? {
+            out.extend(self.insert_columns(db, &cols).await?);
+        }
+        Ok(out)
+    }
+
+    /// Inserts one chunk: through COPY when it is big and has no unique
+    /// keys, else with the multi-row INSERT.
+    async fn insert_chunk(
+        &self,
+        db: &dyn Exec,
+        pg: &tokio_postgres::Client,
+        cols: &enqueue::Columns,
+    ) -> Result<Vec<Enqueued>> {
+        if !use_copy(cols) {
+            return self.insert_columns(db, cols).await;
+        }
+        let state_type = self
+            .inner
+            .state_type
+            .get_or_try_init(|| async {
+                let sql = self.inner.schema.render("SELECT $1::{schema}.job_state");
+                Ok::<_, tokio_postgres::Error>(pg.prepare(&sql).await?.params()[0].clone())
+            })
+            .await
+            .map_err(|e| self.pg(e.into()))?;
+        db::copy::insert(pg, &self.inner.stmts, cols, state_type).await.map_err(|e| self.pg(e))
     }
 
     /// Runs one insert statement, then looks up the holders of any unique
@@ -417,14 +467,14 @@ impl Client {
             let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
             let cols = sub.as_ref().unwrap_or(cols);
             let out = db::job::insert(db, s, cols).await.map_err(|e| self.pg(e))?;
-            let keys = out.taken_keys(cols);
+            let keys = out.taken_keys();
             let holders = if keys.is_empty() {
                 Default::default()
             } else {
                 db::job::holders(db, s, &keys).await.map_err(|e| self.pg(e))?
             };
             let mut again = Vec::new();
-            for (j, r) in out.resolve(cols, &holders).into_iter().enumerate() {
+            for (j, r) in out.resolve(&holders).into_iter().enumerate() {
                 match r {
                     Some(e) => result[todo[j]] = Some(e),
                     None => again.push(todo[j]),
@@ -460,6 +510,31 @@ impl Client {
 /// wrappers. Sealed; statements run unnamed, leaving nothing behind.
 pub trait Executor: sealed::Sealed {}
 
+/// The tokio-postgres client under each executor type.
+trait PgClient {
+    fn pg(&self) -> &tokio_postgres::Client;
+}
+impl PgClient for tokio_postgres::Client {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self
+    }
+}
+impl PgClient for tokio_postgres::Transaction<'_> {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self.client()
+    }
+}
+impl PgClient for deadpool_postgres::Transaction<'_> {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self.client()
+    }
+}
+impl PgClient for deadpool_postgres::Client {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self
+    }
+}
+
 // The runner is an implementation detail: `Sealed` is unnameable outside the
 // crate, so the crate-private `Exec` in its signature never leaks.
 #[allow(private_interfaces)]
@@ -467,6 +542,8 @@ mod sealed {
     /// Hides the statement runner from the public API.
     pub trait Sealed {
         fn as_exec(&self) -> &dyn crate::db::Exec;
+        /// The connection underneath, for COPY (inside the same transaction).
+        fn pg_client(&self) -> &tokio_postgres::Client;
     }
 }
 
@@ -475,6 +552,7 @@ macro_rules! executor {
         #[allow(private_interfaces)]
         impl sealed::Sealed for $ty {
             fn as_exec(&self) -> &dyn Exec { self }
+            fn pg_client(&self) -> &tokio_postgres::Client { PgClient::pg(self) }
         }
         impl Executor for $ty {}
     )*};

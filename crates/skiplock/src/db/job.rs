@@ -30,17 +30,23 @@ pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Res
                 &tags,
                 &meta,
                 &cols.timeout_ms,
+                &cols.unique_args,
+                &cols.unique_period_s,
+                &cols.unique_final,
             ],
         )
         .await?;
     let row = rows.first().expect("one row");
-    Ok(InsertOutcome {
-        ids: row.try_get::<_, Option<Vec<i64>>>(0)?.unwrap_or_default(),
-        inserted: row.try_get::<_, Option<Vec<i64>>>(1)?.unwrap_or_default().into_iter().collect(),
-    })
+    Ok(InsertOutcome::new(
+        row.try_get::<_, Option<Vec<i64>>>(0)?.unwrap_or_default(),
+        row.try_get::<_, Option<Vec<i64>>>(1)?.unwrap_or_default(),
+        row.try_get::<_, Option<Vec<i64>>>(3)?.unwrap_or_default(),
+        row.try_get::<_, Option<Vec<String>>>(4)?.unwrap_or_default(),
+    ))
 }
 
-/// The unfinished jobs holding `keys`: key to id.
+/// The jobs holding `keys` (unfinished ones, or finished ones kept by a
+/// key's final-state scope): key to id.
 pub(crate) async fn holders(db: &dyn Exec, s: &Statements, keys: &[String]) -> Result<HashMap<String, i64>, PgError> {
     let rows = db.run(&s.job_holders, &[&keys]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -54,33 +60,12 @@ pub(crate) struct JobClaimParams<'a> {
     pub worker: &'a str,
 }
 
-/// Claims up to `p.limit` jobs of one queue.
-pub(crate) async fn claim(db: &dyn Exec, s: &Statements, p: &JobClaimParams<'_>) -> Result<Vec<ClaimedJob>, PgError> {
-    let rows = db.run(&s.job_claim, &[&p.queue, &p.limit, &p.lease_ms, &p.worker]).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ClaimedJob {
-                id: r.try_get(0)?,
-                queue: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                args: r.try_get::<_, RawJson>(3)?.0,
-                priority: r.try_get(4)?,
-                attempt: r.try_get(5)?,
-                max_attempts: r.try_get(6)?,
-                lease: Lease { id: r.try_get(0)?, token: r.try_get(7)? },
-                lease_expires_at: r.try_get(8)?,
-                run_at: r.try_get(9)?,
-                created_at: r.try_get(10)?,
-                attempted_at: r.try_get(11)?,
-                tags: r.try_get(12)?,
-                meta: r.try_get(13)?,
-                timeout: r.try_get::<_, Option<i32>>(14)?.map(|ms| std::time::Duration::from_millis(ms as u64)),
-            })
-        })
-        .collect()
+impl JobClaimParams<'_> {
+    /// Claims nothing: for writing outcomes alone.
+    pub const NONE: JobClaimParams<'static> = JobClaimParams { queue: "", limit: 0, lease_ms: 1, worker: "" };
 }
 
-/// The outcomes of many attempts as the arrays of `finish.sql`.
+/// The outcomes of many attempts as the arrays of `finish_claim.sql`.
 #[derive(Default)]
 pub(crate) struct FinishColumns {
     pub id: Vec<i64>,
@@ -90,11 +75,47 @@ pub(crate) struct FinishColumns {
     pub delay_ms: Vec<i64>,
 }
 
-/// Records outcomes; returns the jobs whose lease still held, with the state
-/// each one reached. The others were stale.
-pub(crate) async fn finish(db: &dyn Exec, s: &Statements, c: &FinishColumns) -> Result<Vec<(i64, JobState)>, PgError> {
-    let rows = db.run(&s.job_finish, &[&c.id, &c.token, &c.outcome, &c.error, &c.delay_ms]).await?;
-    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), state(r.get(1)))).collect())
+/// Records outcomes `f` and claims per `p`, in one statement. Returns the
+/// outcomes written (jobs whose lease still held, with the state each
+/// reached; the others were stale) and the jobs claimed.
+pub(crate) async fn finish_claim(
+    db: &dyn Exec,
+    s: &Statements,
+    f: &FinishColumns,
+    p: &JobClaimParams<'_>,
+) -> Result<(Vec<(i64, JobState)>, Vec<ClaimedJob>), PgError> {
+    let rows = db
+        .run(
+            &s.job_finish_claim,
+            &[&f.id, &f.token, &f.outcome, &f.error, &f.delay_ms, &p.queue, &p.limit, &p.lease_ms, &p.worker],
+        )
+        .await?;
+    let mut finished = Vec::new();
+    let mut claimed = Vec::new();
+    for r in &rows {
+        if r.try_get::<_, &str>(0)? == "finished" {
+            finished.push((r.try_get(1)?, state(r.try_get(2)?)));
+            continue;
+        }
+        claimed.push(ClaimedJob {
+            id: r.try_get(1)?,
+            queue: r.try_get(3)?,
+            kind: r.try_get(4)?,
+            args: r.try_get::<_, RawJson>(5)?.0,
+            priority: r.try_get(6)?,
+            attempt: r.try_get(7)?,
+            max_attempts: r.try_get(8)?,
+            lease: Lease { id: r.try_get(1)?, token: r.try_get(9)? },
+            lease_expires_at: r.try_get(10)?,
+            run_at: r.try_get(11)?,
+            created_at: r.try_get(12)?,
+            attempted_at: r.try_get(13)?,
+            tags: r.try_get(14)?,
+            meta: r.try_get(15)?,
+            timeout: r.try_get::<_, Option<i32>>(16)?.map(|ms| std::time::Duration::from_millis(ms as u64)),
+        });
+    }
+    Ok((finished, claimed))
 }
 
 /// Extends leases; returns the jobs still held and whether each has a

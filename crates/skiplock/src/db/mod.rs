@@ -4,9 +4,14 @@
 //! connections) or as an unnamed statement with explicit parameter types
 //! (PgBouncer in transaction mode, and callers' own transactions).
 
+pub(crate) mod archive;
+pub(crate) mod copy;
 pub(crate) mod job;
 pub(crate) mod json;
+pub(crate) mod leader;
+pub(crate) mod periodic;
 pub(crate) mod queue;
+pub(crate) mod unique;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,10 +59,12 @@ macro_rules! statements {
 }
 
 statements! {
-    job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY];
+    job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY, BOOL_ARRAY, INT8_ARRAY, TEXT_ARRAY];
     job_holders => "job/holders.sql" [TEXT_ARRAY];
-    job_claim => "job/claim.sql" [TEXT, INT8, INT8, TEXT];
-    job_finish => "job/finish.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY];
+    job_copy_prepare => "job/copy_prepare.sql" [INT8];
+    job_notify => "job/notify.sql" [TEXT_ARRAY];
+    job_copy_in => "job/copy_in.sql" [];
+    job_finish_claim => "job/finish_claim.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY, TEXT, INT8, INT8, TEXT];
     job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY];
     job_rescue => "job/rescue.sql" [INT8];
     job_promote => "job/promote.sql" [INT8];
@@ -69,6 +76,19 @@ statements! {
     job_hot_ids => "job/hot_ids.sql" [INT8_ARRAY];
     queue_set_paused => "queue/set_paused.sql" [TEXT, BOOL];
     queue_list => "queue/list.sql" [];
+    leader_elect => "leader/elect.sql" [TEXT, INT8];
+    leader_resign => "leader/resign.sql" [TEXT];
+    leader_guard => "leader/guard.sql" [TEXT];
+    leader_clock => "leader/clock.sql" [];
+    leader_get => "leader/get.sql" [];
+    periodic_list => "periodic/list.sql" [TEXT_ARRAY];
+    periodic_reset => "periodic/reset.sql" [TEXT, TEXT, TIMESTAMPTZ];
+    periodic_advance => "periodic/advance.sql" [TEXT, TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ];
+    archive_ensure => "archive/ensure.sql" [TIMESTAMPTZ, INT4];
+    archive_expire => "archive/expire.sql" [TIMESTAMPTZ, INT8, INT8, INT8];
+    archive_prune_default => "archive/prune_default.sql" [TIMESTAMPTZ, INT8, INT8, INT8, INT8];
+    archive_lock_timeout => "archive/lock_timeout.sql" [TEXT];
+    unique_prune => "unique/prune.sql" [TEXT, INT8];
 }
 
 /// How statements reach the server.

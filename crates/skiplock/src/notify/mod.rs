@@ -112,8 +112,8 @@ fn dispatch(sh: &Shared, channel: &str, payload: &str) {
     let schema = sh.client.schema();
     if channel == schema.insert_channel() {
         if let Some(q) = sh.queue(payload) {
-            q.wake_source.store(WakeSource::Notify as u8, Ordering::Relaxed);
-            q.wake.notify_one();
+            // One producer looks; if it finds a full batch it wakes the next.
+            q.wake(WakeSource::Notify, false);
         }
     } else if channel == schema.control_channel() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(payload) else {
@@ -124,8 +124,7 @@ fn dispatch(sh: &Shared, channel: &str, payload: &str) {
             sh.cancel_running(id, CancelReason::Cancelled);
         }
         if let Some(q) = msg.get("resume").and_then(|v| v.as_str()).and_then(|name| sh.queue(name)) {
-            q.wake_source.store(WakeSource::Notify as u8, Ordering::Relaxed);
-            q.wake.notify_one();
+            q.wake(WakeSource::Notify, true);
         }
     }
 }

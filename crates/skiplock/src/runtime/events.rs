@@ -1,6 +1,8 @@
 //! What a worker reports as it runs, for tests and observers:
 //! [`Worker::subscribe`](crate::Worker::subscribe).
 
+use chrono::{DateTime, Utc};
+
 use crate::handler::CancelReason;
 use crate::job::JobState;
 
@@ -87,4 +89,26 @@ pub enum Event {
     },
     /// The worker finished shutting down.
     Stopped,
+    /// This process won the leader election: it runs the maintenance
+    /// services (rescuer, scheduler, periodic jobs, archive) from now on.
+    LeaderElected,
+    /// This process is no longer the leader: another took over, its lease
+    /// could not be renewed in time, or it resigned at shutdown.
+    LeaderLost,
+    /// A periodic job's run was enqueued (once across the fleet).
+    PeriodicEnqueued {
+        /// The periodic job's name.
+        name: String,
+        /// The run's scheduled time.
+        run_at: DateTime<Utc>,
+        /// The job enqueued (or the holder of its unique key).
+        id: i64,
+    },
+    /// The archive's dated partitions changed.
+    ArchiveMaintained {
+        /// Partitions created ahead of time.
+        created: Vec<String>,
+        /// Tables dropped by retention.
+        dropped: Vec<String>,
+    },
 }

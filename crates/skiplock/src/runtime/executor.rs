@@ -72,10 +72,8 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, job: ClaimedJob, slot:
             }
         };
         sh.running.lock().expect("not poisoned").remove(&job.id);
-        // A full channel means the database is behind: wait, holding the slot.
-        if sh.done_tx.send(Done { lease, outcome, queue: q.clone() }).await.is_err() {
-            tracing::error!(id = job.id, "completer gone; the outcome is lost and the lease will expire");
-        }
+        // A full outbox means the database is behind: wait, holding the slot.
+        sh.outbox.push(Done { lease, outcome, queue: q.clone() }).await;
         drop(slot);
     }
     .instrument(span)

@@ -23,6 +23,7 @@ mod completer;
 pub(crate) mod events;
 mod executor;
 mod heartbeat;
+mod outbox;
 mod producer;
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,15 +48,36 @@ use crate::worker::Config;
 pub(crate) struct QueueRt {
     pub name: String,
     pub concurrency: usize,
-    /// Free execution slots. Only this queue's producer takes permits, so a
-    /// count it reads holds until it spawns.
+    /// Free execution slots, shared by the queue's producers.
     pub slots: Arc<Semaphore>,
-    /// Wakes the producer (NOTIFY, reconnect, resume).
-    pub wake: Notify,
+    /// One waker per producer (NOTIFY, reconnect, resume, a sibling's full
+    /// batch).
+    pub wakers: Vec<Notify>,
     /// Why it was last woken (a [`WakeSource`] as u8), for events.
     pub wake_source: AtomicU8,
     pub backoff: Backoff,
     pub metrics: QueueMetrics,
+}
+
+/// Claims in flight per queue at most. With one, a queue of quick jobs
+/// alternates between claiming and running; with two, one claim's round
+/// trip (and commit) overlaps the other's, and their commits share fsyncs.
+pub(crate) const PRODUCERS_PER_QUEUE: usize = 2;
+
+impl QueueRt {
+    /// Wakes the first producer, or all of them.
+    pub fn wake(&self, source: WakeSource, all: bool) {
+        self.wake_source.store(source as u8, Ordering::Relaxed);
+        let n = if all { self.wakers.len() } else { 1 };
+        for w in &self.wakers[..n] {
+            w.notify_one();
+        }
+    }
+
+    /// Most jobs one of its producers claims at once.
+    pub fn claim_cap(&self, claim_batch_max: usize) -> usize {
+        self.concurrency.div_ceil(self.wakers.len()).clamp(1, claim_batch_max)
+    }
 }
 
 /// Metric handles for one queue, looked up once.
@@ -122,7 +144,8 @@ pub(crate) struct Shared {
     /// True while the LISTEN connection is up (producers poll at the
     /// shortest interval otherwise).
     pub listening: AtomicBool,
-    pub done_tx: mpsc::Sender<Done>,
+    /// Outcomes waiting to be written.
+    pub outbox: outbox::Outbox,
 }
 
 impl Shared {
@@ -167,8 +190,7 @@ impl Shared {
     /// Wakes every producer (after a lost LISTEN connection came back).
     pub fn wake_all(&self, source: WakeSource) {
         for q in &self.queues {
-            q.wake_source.store(source as u8, Ordering::Relaxed);
-            q.wake.notify_one();
+            q.wake(source, true);
         }
     }
 }
@@ -257,18 +279,17 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
                 name: name.clone(),
                 concurrency: qc.concurrency,
                 slots: Arc::new(Semaphore::new(qc.concurrency)),
-                wake: Notify::new(),
+                wakers: (0..PRODUCERS_PER_QUEUE.min(qc.concurrency)).map(|_| Notify::new()).collect(),
                 wake_source: AtomicU8::new(WakeSource::Poll as u8),
                 backoff: qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone()),
                 metrics: QueueMetrics::new(name),
             })
         })
         .collect();
-    // Room for every slot's outcome plus a claim's worth: executors block on
-    // a full channel only when the database cannot keep up, which then
-    // holds their slots and so slows claiming: backpressure, not loss.
+    // Room for every slot's outcome plus a batch: executors wait for room
+    // only when the database cannot keep up.
     let total: usize = queues.iter().map(|q| q.concurrency).sum();
-    let (done_tx, done_rx) = mpsc::channel(total + cfg.complete_batch_max);
+    let outbox = outbox::Outbox::new(total + cfg.complete_batch_max);
     let shared = Arc::new(Shared {
         client,
         cfg: cfg.clone(),
@@ -281,10 +302,14 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         services_stop: CancellationToken::new(),
         executors_done: CancellationToken::new(),
         listening: AtomicBool::new(false),
-        done_tx,
+        outbox,
     });
-    let producers = shared.queues.iter().map(|q| tokio::spawn(producer::run(shared.clone(), q.clone()))).collect();
-    let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
+    let producers = shared
+        .queues
+        .iter()
+        .flat_map(|q| (0..q.wakers.len()).map(|i| tokio::spawn(producer::run(shared.clone(), q.clone(), i))))
+        .collect();
+    let completer = tokio::spawn(completer::run(shared.clone()));
     let mut services = vec![tokio::spawn(heartbeat::run(shared.clone()))];
     services.push(tokio::spawn(crate::notify::run(shared.clone())));
     if cfg.maintenance {

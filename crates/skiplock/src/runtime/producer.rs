@@ -1,19 +1,28 @@
-//! One producer per queue: claims batches sized to the free slots and hands
-//! each job to an executor.
+//! Producers: claim batches sized to the free slots, hand each job to an
+//! executor, and carry waiting outcomes along in the same statement.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Event, QueueRt, Shared, WakeSource, executor, sleep_or};
+use super::{Event, QueueRt, Shared, WakeSource, completer, executor, sleep_or};
 
+/// Longest wait for more free slots before claiming on a busy queue.
+const GATHER: Duration = Duration::from_millis(1);
 /// Longest pause after a failed claim.
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
+/// Producer `me` of queue `q`. Producers of one queue share its slots; each
+/// claims at most its share, so two claims can be in flight at once.
+pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
     let cfg = &sh.cfg;
+    let cap = q.claim_cap(cfg.claim_batch_max);
+    let waker = &q.wakers[me];
+    let sibling = &q.wakers[(me + 1) % q.wakers.len()];
     let mut idle = cfg.poll_interval;
     let mut retry = Duration::from_millis(50);
+    let mut busy = Busy::new(&sh);
+    let mut last_full = false;
     loop {
         // Wait for one free slot, then take every other free one: the claim
         // asks for exactly what can start now, never more.
@@ -21,16 +30,37 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
             p = q.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = sh.fetch_stop.cancelled() => return,
         };
-        let extra = q.slots.available_permits().min(cfg.claim_batch_max - 1);
+        let extra = q.slots.available_permits().min(cap - 1);
         if extra > 0
             && let Ok(more) = q.slots.clone().try_acquire_many_owned(extra as u32)
         {
             permit.merge(more);
         }
+        // Busy queue, few free slots: the jobs just started are likely about
+        // to finish. Wait a moment for half a batch rather than send a
+        // nearly empty claim (each costs a commit).
+        let half = cap / 2;
+        if last_full && permit.num_permits() < half {
+            let need = (half - permit.num_permits()) as u32;
+            if let Ok(Ok(more)) = tokio::time::timeout(GATHER, q.slots.clone().acquire_many_owned(need)).await {
+                permit.merge(more);
+            }
+        }
         let want = permit.num_permits();
+        busy.set(true);
+        // Outcomes waiting in the outbox ride along: one statement, one
+        // commit, for the outcomes and the next claim.
+        let done = sh.outbox.take(cfg.complete_batch_max);
         let sent = Instant::now();
-        match sh.client.claim(&q.name, want as i64, cfg.lease, &cfg.worker_id).await {
-            Ok(jobs) => {
+        let result = sh
+            .client
+            .finish_and_claim(&completer::finishes(&done), &q.name, want as i64, cfg.lease, &cfg.worker_id)
+            .await;
+        match result {
+            Ok((report, jobs)) => {
+                if !done.is_empty() {
+                    completer::record(&sh, &done, &report);
+                }
                 retry = Duration::from_millis(50);
                 let got = jobs.len();
                 if got > 0 {
@@ -43,10 +73,14 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
                     }
                 }
                 drop(permit);
+                last_full = got == want;
                 if got == want {
-                    // A full batch: there is likely more; claim again as soon
-                    // as slots free up.
+                    // A full batch: there is likely more. Claim again as soon
+                    // as slots free up, and get the sibling producer going.
                     idle = cfg.poll_interval;
+                    if !std::ptr::eq(waker, sibling) {
+                        sibling.notify_one();
+                    }
                     continue;
                 }
                 if got > 0 {
@@ -55,6 +89,10 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
             }
             Err(e) => {
                 drop(permit);
+                if !done.is_empty() {
+                    sh.outbox.put_back(done);
+                }
+                busy.set(false);
                 tracing::warn!(queue = %q.name, error = %e, "claim failed; retrying");
                 if !sleep_or(&sh.fetch_stop, retry).await {
                     return;
@@ -65,9 +103,10 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
         }
         // The queue looked empty: wait for a NOTIFY or the poll interval.
         // Without a LISTEN connection, poll at the shortest interval.
+        busy.set(false);
         let wait = if sh.listening.load(Ordering::Relaxed) { idle } else { cfg.poll_interval };
         let source = tokio::select! {
-            _ = q.wake.notified() => {
+            _ = waker.notified() => {
                 idle = cfg.poll_interval;
                 match q.wake_source.swap(WakeSource::Notify as u8, Ordering::Relaxed) {
                     s if s == WakeSource::Reconnect as u8 => WakeSource::Reconnect,
@@ -81,5 +120,31 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>) {
             _ = sh.fetch_stop.cancelled() => return,
         };
         sh.emit(Event::Woken { queue: q.name.clone(), source });
+    }
+}
+
+/// Whether this producer counts as claiming back to back (the completer
+/// then leaves outcomes for it to carry); cleared when it stops.
+struct Busy<'a> {
+    sh: &'a Shared,
+    on: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn new(sh: &'a Shared) -> Self {
+        Busy { sh, on: false }
+    }
+
+    fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.sh.outbox.set_busy(on);
+            self.on = on;
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }

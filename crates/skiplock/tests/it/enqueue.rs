@@ -175,3 +175,48 @@ async fn the_args_limit_is_configurable() {
     let e = t.client.enqueue_job(NewJob::new("k", &"y".repeat(200), EnqueueOptions::new()).unwrap()).await.unwrap_err();
     assert!(e.to_string().contains("the limit is 100"), "{e}");
 }
+
+/// Batches of 100 or more jobs without unique keys go through COPY.
+#[tokio::test]
+async fn a_big_batch_goes_through_copy_with_every_option_kept() {
+    let t = fresh().await;
+    let jobs: Vec<NewJob> = (0..12_000)
+        .map(|i| {
+            let mut o = EnqueueOptions::new().queue(if i % 2 == 0 { "even" } else { "odd" }).priority((i % 10) as i16);
+            if i % 3 == 0 {
+                o = o.delay(Duration::from_secs(600)).tag("later").meta(serde_json::json!({ "i": i }));
+            }
+            if i % 7 == 0 {
+                o = o.timeout(Duration::from_millis(1500)).max_attempts(3);
+            }
+            NewJob::new("bulk", &serde_json::json!({ "i": i }), o).unwrap()
+        })
+        .collect();
+    let out = t.client.enqueue_many(jobs).await.unwrap();
+    assert_eq!(out.len(), 12_000);
+    assert!(out.iter().all(|e| e.inserted));
+    assert!(out.windows(2).all(|w| w[0].id < w[1].id), "ids follow the input order");
+    assert_eq!(t.count("jobs", "true").await, 12_000);
+    assert_eq!(t.count("jobs", "state = 'scheduled'").await, 4_000);
+    let row = t.client.job(out[21].id).await.unwrap().unwrap();
+    assert_eq!(row.args["i"], 21);
+    assert_eq!((row.queue.as_str(), row.priority, row.state), ("odd", 1, JobState::Scheduled));
+    assert_eq!((row.tags.clone(), row.meta["i"].clone()), (vec!["later".to_owned()], serde_json::json!(21)));
+    assert_eq!((row.timeout_ms, row.max_attempts), (Some(1500), 3));
+    assert_eq!((row.run_at - row.created_at).num_seconds(), 600, "delays count on the database clock");
+}
+
+#[tokio::test]
+async fn a_copy_in_a_rolled_back_transaction_leaves_nothing() {
+    let t = fresh().await;
+    let mut pg = t.sql().await;
+    let jobs = || (0..500).map(|i| NewJob::new("bulk", &i, EnqueueOptions::new()).unwrap()).collect::<Vec<_>>();
+    let tx = pg.transaction().await.unwrap();
+    t.client.enqueue_many_tx(&tx, jobs()).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(t.count("jobs", "true").await, 0);
+    let tx = pg.transaction().await.unwrap();
+    t.client.enqueue_many_tx(&tx, jobs()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(t.count("jobs", "true").await, 500);
+}

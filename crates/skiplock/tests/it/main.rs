@@ -5,10 +5,16 @@ mod claim;
 mod enqueue;
 mod explain;
 mod fence;
+mod leader;
 mod lifecycle;
 mod migrate;
+mod periodic;
+mod pgbouncer;
+mod retention;
+mod sql_api;
 #[cfg(feature = "sqlx")]
 mod sqlx_tx;
 mod statements;
 mod support;
+mod unique;
 mod worker;

@@ -49,7 +49,12 @@ CREATE TABLE {schema}.jobs (
     CONSTRAINT jobs_timeout_positive CHECK (timeout_ms > 0),
     CONSTRAINT jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 128),
     CONSTRAINT jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 255),
-    CONSTRAINT jobs_running_leased CHECK (state <> 'running' OR (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL))
+    -- A job holds a lease token exactly while it runs, so a matching token
+    -- alone proves a write comes from the current holder. (Fenced writes
+    -- then need no state test, which would let the planner pick the
+    -- running-jobs index and walk every running job instead of the batch.)
+    CONSTRAINT jobs_leased_iff_running CHECK ((state = 'running') = (lease_token IS NOT NULL)),
+    CONSTRAINT jobs_running_has_expiry CHECK (state <> 'running' OR lease_expires_at IS NOT NULL)
 );
 
 -- The claim: the next available jobs of one queue in (priority, run_at, id)

@@ -1,0 +1,45 @@
+//! Leader statements: the leader row's election, resignation, and the guard
+//! that opens every maintenance pass.
+
+use chrono::{DateTime, Utc};
+
+use super::DbError as PgError;
+use super::{Exec, Statements};
+
+/// A held leadership: when it was won, when its lease ends, and the
+/// database's clock when this was read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    pub elected_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub db_now: DateTime<Utc>,
+}
+
+/// Takes or renews the leader row for `id`, leased `lease_ms`; `None` when
+/// another process holds it.
+pub(crate) async fn elect(db: &dyn Exec, s: &Statements, id: &str, lease_ms: i64) -> Result<Option<Held>, PgError> {
+    let rows = db.run(&s.leader_elect, &[&id, &lease_ms]).await?;
+    Ok(rows.first().map(|r| Held { elected_at: r.get(0), expires_at: r.get(1), db_now: r.get(2) }))
+}
+
+/// Deletes the leader row if `id` holds it; true if it did.
+pub(crate) async fn resign(db: &dyn Exec, s: &Statements, id: &str) -> Result<bool, PgError> {
+    Ok(!db.run(&s.leader_resign, &[&id]).await?.is_empty())
+}
+
+/// In a transaction: locks the leader row FOR SHARE if `id` leads now, and
+/// returns the database clock; `None` if it does not lead.
+pub(crate) async fn guard(db: &dyn Exec, s: &Statements, id: &str) -> Result<Option<DateTime<Utc>>, PgError> {
+    Ok(db.run(&s.leader_guard, &[&id]).await?.first().map(|r| r.get(0)))
+}
+
+/// The database's clock now.
+pub(crate) async fn clock(db: &dyn Exec, s: &Statements) -> Result<DateTime<Utc>, PgError> {
+    Ok(db.run(&s.leader_clock, &[]).await?.first().expect("one row").get(0))
+}
+
+/// The current leader, if its lease holds: (id, held).
+pub(crate) async fn get(db: &dyn Exec, s: &Statements) -> Result<Option<(String, Held)>, PgError> {
+    let rows = db.run(&s.leader_get, &[]).await?;
+    Ok(rows.first().map(|r| (r.get(0), Held { elected_at: r.get(1), expires_at: r.get(2), db_now: r.get(3) })))
+}

@@ -1,0 +1,3 @@
+-- The database's clock now (not the transaction's start): the end of a
+-- maintenance pass, as reported.
+SELECT clock_timestamp() AS at

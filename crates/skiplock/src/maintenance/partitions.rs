@@ -1,0 +1,66 @@
+//! The archive's dated partitions: one per UTC day, created a few days ahead
+//! by the leader, each split by final state so that retention (`pruner.rs`)
+//! can drop one state's rows of a day as a table. Creating a day's partition
+//! first moves any rows the default partition caught for that day (as
+//! PostgreSQL requires); the DDL runs in the leader's transaction with a
+//! short lock timeout, so it never queues workers' finishes behind it for
+//! long, and is retried on the next pass if it could not get its locks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Inner;
+use super::pruner::{self, ArchiveReport};
+use crate::db::{self, Exec};
+use crate::error::Result;
+use crate::runtime::Shared;
+
+/// UTC days of partitions kept ready beyond today: 3.
+pub const ARCHIVE_DAYS_AHEAD_DEFAULT: u32 = 3;
+/// How often the leader creates partitions and applies retention: every
+/// 10 minutes (and at once on being elected).
+pub const ARCHIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
+/// Longest wait for a lock by the archive's DDL: 1 second.
+pub const ARCHIVE_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Wait before trying a failed archive pass again: 30 seconds.
+const ARCHIVE_RETRY: Duration = Duration::from_secs(30);
+
+/// One archive pass at `at` (`None`: the database's now) inside the
+/// leader's transaction: partitions ahead, then retention.
+pub(crate) async fn pass(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<ArchiveReport> {
+    let (s, pg) = (m.client.stmts(), |e| m.client.pg(e));
+    let timeout = format!("{}ms", ARCHIVE_LOCK_TIMEOUT.as_millis());
+    db::archive::lock_timeout(tx, s, &timeout).await.map_err(pg)?;
+    let mut report = ArchiveReport {
+        created: db::archive::ensure(tx, s, at, i32::try_from(m.days_ahead).unwrap_or(i32::MAX)).await.map_err(pg)?,
+        ..ArchiveReport::default()
+    };
+    pruner::pass(m, tx, at, &mut report).await?;
+    Ok(report)
+}
+
+/// The archive service's loop: a pass on being elected and every
+/// `interval` while leading.
+pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
+    let mut leading = m.leader.watch();
+    loop {
+        let wait = if m.leader.is_leader() {
+            match m.archive_pass(None).await {
+                Ok(_) => m.archive_interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive pass failed; trying again soon");
+                    ARCHIVE_RETRY.min(m.archive_interval)
+                }
+            }
+        } else {
+            m.archive_interval
+        };
+        tokio::select! {
+            _ = sh.services_stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = leading.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Leader election: one process runs the maintenance passes; a deposed
+//! leader's passes are refused by the database even while it still believes
+//! it leads; a leader that stops or dies is replaced.
+
+use std::time::{Duration, Instant};
+
+use skiplock::{Event, Maintenance, Worker};
+
+use crate::support::fresh;
+use crate::worker::wait_for;
+
+fn maintenance(t: &crate::support::TestDb, id: &str, lease: Duration) -> Maintenance {
+    Maintenance::builder(t.client.clone()).id(id).leader_lease(lease).build().unwrap()
+}
+
+async fn force_expiry(t: &crate::support::TestDb) {
+    t.sql().await.execute("UPDATE skiplock.leader SET expires_at = now() - interval '1 second'", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_leaders_never_run_maintenance_at_once() {
+    let t = fresh().await;
+    let a = maintenance(&t, "a", Duration::from_secs(60));
+    let b = maintenance(&t, "b", Duration::from_secs(60));
+    let mut a_events = a.subscribe();
+
+    assert!(a.run_once().await.unwrap().is_none(), "not elected yet");
+    assert!(a.elect().await.unwrap());
+    assert!(!b.elect().await.unwrap(), "a holds an unexpired lease");
+    assert!(a.run_once().await.unwrap().is_some());
+    assert!(b.run_once().await.unwrap().is_none());
+    assert_eq!(t.client.leader().await.unwrap().unwrap().id, "a");
+
+    // a's lease runs out (forced), b takes over; a has not noticed.
+    force_expiry(&t).await;
+    assert!(b.elect().await.unwrap());
+    assert!(a.is_leader(), "a's own clock says its lease still holds");
+    assert!(a.run_once().await.unwrap().is_none(), "the database refuses the deposed leader's pass");
+    assert!(!a.is_leader(), "the refusal ends a's leadership locally");
+    wait_for(&mut a_events, |e| matches!(e, Event::LeaderLost)).await;
+    assert!(b.run_once().await.unwrap().is_some());
+    assert!(!a.elect().await.unwrap(), "b holds it now");
+
+    // Resigning hands over at once.
+    assert!(b.resign().await.unwrap());
+    assert!(t.client.leader().await.unwrap().is_none());
+    assert!(a.elect().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_leaders_passes_never_overlap() {
+    let t = fresh().await;
+    let lease = Duration::from_secs(30);
+    let mut tasks = Vec::new();
+    for id in ["a", "b", "c"] {
+        let m = maintenance(&t, id, lease);
+        tasks.push(tokio::spawn(async move {
+            let mut passes = Vec::new();
+            for _ in 0..60 {
+                if m.elect().await.unwrap()
+                    && let Some(r) = m.run_once().await.unwrap()
+                {
+                    passes.push((r.started_at, r.finished_at, m.id().to_owned()));
+                }
+            }
+            passes
+        }));
+    }
+    // Meanwhile, expire whoever leads, again and again.
+    let pg = t.sql().await;
+    let mut forced = 0;
+    while !tasks.iter().all(|t| t.is_finished()) && forced < 200 {
+        pg.execute("UPDATE skiplock.leader SET expires_at = now() - interval '1 second'", &[]).await.unwrap();
+        forced += 1;
+        tokio::task::yield_now().await;
+    }
+    let mut passes = Vec::new();
+    for task in tasks {
+        passes.extend(task.await.unwrap());
+    }
+    passes.sort();
+    let leaders: std::collections::HashSet<&str> = passes.iter().map(|p| p.2.as_str()).collect();
+    assert!(leaders.len() >= 2, "leadership changed hands: {leaders:?} over {} passes", passes.len());
+    for w in passes.windows(2) {
+        let ((_, end0, id0), (start1, _, id1)) = (&w[0], &w[1]);
+        assert!(end0 < start1, "{id0}'s pass ending {end0} overlaps {id1}'s starting {start1}");
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_leader_hands_over_and_a_dead_one_is_replaced_after_its_lease() {
+    let t = fresh().await;
+    let lease = Duration::from_millis(900);
+    // A "dead" leader: elected once, never renews.
+    let dead = maintenance(&t, "dead", lease);
+    assert!(dead.elect().await.unwrap());
+    let elected_at = Instant::now();
+
+    let worker = |id: &str| {
+        Worker::builder(t.client.clone())
+            .worker_id(id)
+            .queue("default", 1)
+            .leader_lease(lease)
+            .register_any(None, |_args, _ctx| async { Ok(()) })
+            .build()
+            .unwrap()
+    };
+    let w1 = worker("w1");
+    let mut e1 = w1.subscribe();
+    let h1 = w1.start();
+    wait_for(&mut e1, |e| matches!(e, Event::LeaderElected)).await;
+    let took = elected_at.elapsed();
+    assert!(took >= lease / 2, "the dead leader's lease was honoured ({took:?})");
+    assert!(took < lease * 3, "replaced within a third of a lease after it ran out ({took:?})");
+    assert_eq!(t.client.leader().await.unwrap().unwrap().id, "w1");
+
+    let w2 = worker("w2");
+    let mut e2 = w2.subscribe();
+    let h2 = w2.start();
+    // w1 stops: it resigns, and w2 takes over at its next round.
+    h1.shutdown().await;
+    wait_for(&mut e1, |e| matches!(e, Event::LeaderLost)).await;
+    wait_for(&mut e2, |e| matches!(e, Event::LeaderElected)).await;
+    assert_eq!(t.client.leader().await.unwrap().unwrap().id, "w2");
+    h2.shutdown().await;
+    assert!(t.client.leader().await.unwrap().is_none(), "resigned at shutdown");
+}

@@ -1,0 +1,245 @@
+//! The SQL API (`skiplock.enqueue`, `enqueue_many`, `cancel`, `retry`,
+//! `pause`, `resume`): jobs enqueued from SQL run on a Rust worker, from a
+//! trigger too; bad input fails with the field named; a paused queue is not
+//! claimed from by a running worker until it is resumed.
+
+use std::time::Duration;
+
+use skiplock::{EnqueueOptions, Event, JobState, NewJob, WakeSource, Worker};
+
+use crate::support::{TestDb, fresh};
+use crate::worker::wait_for;
+
+fn worker(t: &TestDb, queue: &str) -> Worker {
+    Worker::builder(t.client.clone())
+        .queue(queue, 4)
+        .poll_interval(Duration::from_secs(3600), Duration::from_secs(3600))
+        .register_any(None, |_args, _ctx| async { Ok(()) })
+        .build()
+        .unwrap()
+}
+
+/// Waits until every job of `ids` reached a final state; returns them.
+async fn finished(rx: &mut tokio::sync::broadcast::Receiver<Event>, ids: &[i64]) {
+    let mut left: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    while !left.is_empty() {
+        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await {
+            assert_eq!(state, JobState::Completed);
+            left.remove(&id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sql_functions_enqueue_jobs_that_a_rust_worker_runs() {
+    let t = fresh().await;
+    let w = worker(&t, "mail");
+    let mut events = w.subscribe();
+    let handle = w.start();
+    wait_for(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    let pg = t.sql().await;
+    let one: i64 = pg
+        .query_one("SELECT skiplock.enqueue('welcome', '{\"user\": 1}', queue => 'mail', priority => 2)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let many: Vec<i64> = pg
+        .query(
+            r#"SELECT * FROM skiplock.enqueue_many('[
+                 {"kind": "welcome", "args": {"user": 2}, "queue": "mail"},
+                 {"kind": "digest", "queue": "mail", "unique_key": "digest:3", "max_attempts": 3},
+                 {"kind": "digest", "queue": "mail", "unique_key": "digest:3"}]')"#,
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(many.len(), 3);
+    assert_eq!(many[1], many[2], "the duplicate unique key returns its holder");
+    // A NOTIFY woke the idle worker (its poll interval is an hour).
+    let woken = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
+    assert_eq!(woken, Event::Woken { queue: "mail".into(), source: WakeSource::Notify });
+    finished(&mut events, &[one, many[0], many[1]]).await;
+    handle.shutdown().await;
+    let row = t.client.job(one).await.unwrap().unwrap();
+    assert_eq!((row.kind.as_str(), row.priority, row.args["user"].as_i64()), ("welcome", 2, Some(1)));
+    assert_eq!(t.client.job(many[1]).await.unwrap().unwrap().max_attempts, 3);
+
+    // Scheduled from SQL: not available before its time.
+    let later: i64 = pg
+        .query_one("SELECT skiplock.enqueue('later', '{}', run_at => now() + interval '1 hour')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(t.client.job(later).await.unwrap().unwrap().state, JobState::Scheduled);
+    // Cancel and retry from SQL.
+    let cancelled: Vec<(i64, String)> = pg
+        .query("SELECT id, result FROM skiplock.cancel(ARRAY[$1::bigint, 999999])", &[&later])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(cancelled, vec![(later, "cancelled".to_owned())]);
+    let retried: Vec<i64> = pg
+        .query("SELECT * FROM skiplock.retry(ARRAY[$1::bigint])", &[&later])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(retried, vec![later]);
+    assert_eq!(t.client.job(later).await.unwrap().unwrap().state, JobState::Available);
+}
+
+#[tokio::test]
+async fn a_trigger_on_a_user_table_enqueues_a_job_a_worker_runs() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    pg.batch_execute(
+        "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);
+         CREATE FUNCTION users_welcome() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM skiplock.enqueue('welcome', jsonb_build_object('user_id', NEW.id, 'email', NEW.email),
+                                      queue => 'mail');
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER users_welcome AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_welcome();",
+    )
+    .await
+    .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let w = Worker::builder(t.client.clone())
+        .queue("mail", 2)
+        .register_raw("welcome", None, move |args, _ctx| {
+            s.lock().unwrap().push(serde_json::from_str::<serde_json::Value>(args.get()).unwrap());
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let mut events = w.subscribe();
+    let handle = w.start();
+    // A rolled-back insert enqueues nothing; a committed one does.
+    pg.batch_execute("BEGIN; INSERT INTO users (email) VALUES ('gone@example.com'); ROLLBACK;").await.unwrap();
+    pg.execute("INSERT INTO users (email) VALUES ('ada@example.com')", &[]).await.unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Finished { state: JobState::Completed, .. })).await;
+    handle.shutdown().await;
+    assert_eq!(*seen.lock().unwrap(), vec![serde_json::json!({ "user_id": 2, "email": "ada@example.com" })]);
+    assert_eq!(t.count("jobs_archive", "kind = 'welcome'").await, 1);
+}
+
+#[tokio::test]
+async fn bad_input_fails_with_the_field_named_as_in_rust() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    let sql_err = async |sql: &str| {
+        let e = pg.query(sql, &[]).await.unwrap_err();
+        let db = e.as_db_error().expect("a server error");
+        assert_eq!(db.code().code(), "22023", "{sql}: {}", db.message());
+        db.message().to_owned()
+    };
+    // The same rules, the same messages as the Rust enqueue.
+    let rust_err = async |job: NewJob| t.client.enqueue_job(job).await.unwrap_err().to_string();
+    assert_eq!(
+        sql_err("SELECT skiplock.enqueue('k', '{}', queue => 'bad queue')").await,
+        rust_err(NewJob::new("k", &(), EnqueueOptions::new().queue("bad queue")).unwrap()).await
+    );
+    assert_eq!(
+        sql_err("SELECT skiplock.enqueue('no spaces', '{}')").await,
+        rust_err(NewJob::new("no spaces", &(), EnqueueOptions::new()).unwrap()).await
+    );
+    assert_eq!(
+        sql_err("SELECT skiplock.enqueue('k', '{}', priority => 10)").await,
+        rust_err(NewJob::new("k", &(), EnqueueOptions::new().priority(10)).unwrap()).await
+    );
+    assert_eq!(
+        sql_err("SELECT skiplock.enqueue('k', '{}', max_attempts => 0)").await,
+        rust_err(NewJob::new("k", &(), EnqueueOptions::new().max_attempts(0)).unwrap()).await
+    );
+    assert_eq!(sql_err("SELECT skiplock.enqueue('k', NULL)").await, "invalid args: must not be null (use '{}')");
+    assert!(
+        sql_err("SELECT skiplock.enqueue('k', '{}', run_at => now() + interval '20 years')")
+            .await
+            .starts_with("invalid run_at:")
+    );
+    assert_eq!(
+        sql_err("SELECT skiplock.enqueue_many('{}')").await,
+        "invalid jobs: must be a JSON array of job objects"
+    );
+    assert_eq!(
+        sql_err(r#"SELECT skiplock.enqueue_many('[{"kind": "a"}, {"kind": "b", "priority": "high"}]')"#).await,
+        "invalid jobs[1].priority: must be an integer, not \"high\""
+    );
+    assert!(
+        sql_err(r#"SELECT skiplock.enqueue_many('[{"kind": "a", "queue": "x y"}]')"#)
+            .await
+            .starts_with("invalid jobs[0].queue:")
+    );
+    assert!(
+        sql_err(r#"SELECT skiplock.enqueue_many('[{"kind": "a", "prio": 1}]')"#)
+            .await
+            .starts_with("invalid jobs[0]: unknown field \"prio\"")
+    );
+    assert!(
+        sql_err(r#"SELECT skiplock.enqueue_many('[{"kind": "a", "run_at": "soon"}]')"#)
+            .await
+            .starts_with("invalid jobs[0].run_at:")
+    );
+    assert!(sql_err("SELECT skiplock.pause('-x')").await.starts_with("invalid queue:"));
+    assert_eq!(t.count("jobs", "true").await, 0, "nothing was written: all or none");
+}
+
+/// Pausing through the SQL API stops a running worker's claims (NOTIFYs
+/// still wake it; it finds nothing to claim); resuming wakes it at once.
+#[tokio::test]
+async fn a_paused_queue_is_not_claimed_from_until_resumed() {
+    let t = fresh().await;
+    let w = worker(&t, "reports");
+    let mut events = w.subscribe();
+    let handle = w.start();
+    wait_for(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    let pg = t.sql().await;
+    pg.execute("SELECT skiplock.pause('reports')", &[]).await.unwrap();
+    assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && q.paused));
+    let first = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
+    let first = first.unwrap().id;
+    // The enqueue's NOTIFY wakes the producer, whose claim finds the queue
+    // paused. A second enqueue's wake-up comes only after that claim is
+    // done (the producer waits again first), so the first claim has been
+    // made and found nothing by the time the second Woken arrives.
+    let mut woken = 0;
+    let second = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
+    let second = second.unwrap().id;
+    while woken < 2 {
+        match wait_for(&mut events, |e| {
+            matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. })
+        })
+        .await
+        {
+            Event::Woken { .. } => woken += 1,
+            other => panic!("claimed from a paused queue: {other:?}"),
+        }
+    }
+    // One more round trip through the producer, to be sure: it is idle and
+    // the jobs wait.
+    let third = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
+    let third = third.unwrap().id;
+    match wait_for(&mut events, |e| matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. }))
+        .await
+    {
+        Event::Woken { .. } => {}
+        other => panic!("claimed from a paused queue: {other:?}"),
+    }
+    assert_eq!(t.count("jobs", "queue = 'reports' AND state = 'available'").await, 3);
+    // Resume: the control NOTIFY wakes the producer at once (its poll
+    // interval is an hour), and the jobs run.
+    pg.execute("SELECT skiplock.resume('reports')", &[]).await.unwrap();
+    let ev = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
+    assert_eq!(ev, Event::Woken { queue: "reports".into(), source: WakeSource::Notify });
+    finished(&mut events, &[first, second, third]).await;
+    handle.shutdown().await;
+    assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && !q.paused));
+}
