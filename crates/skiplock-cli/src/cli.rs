@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{demo, enqueue, jobs, migrate, queues, stats};
+use crate::cmd::{bench, demo, enqueue, jobs, migrate, queues, stats, work};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -16,12 +16,14 @@ Examples:
   skiplock jobs list --state retryable
   skiplock jobs show 42
   skiplock stats
-  skiplock queues pause mail";
+  skiplock queues pause mail
+  skiplock work --queue mail --exec ./send.sh  # runs the script per job, args on stdin";
 
 /// skiplock: a PostgreSQL job queue built on FOR UPDATE SKIP LOCKED.
 ///
 /// Jobs are rows in your PostgreSQL database. This command creates the schema,
-/// enqueues jobs, shows and acts on them, and runs a self-contained demo.
+/// enqueues jobs, shows and acts on them, works them with any program, and runs
+/// a self-contained demo.
 /// Every command that prints data can print JSON instead (--json).
 #[derive(Debug, Parser)]
 #[command(name = "skiplock", version, after_help = EXAMPLES, max_term_width = 100)]
@@ -75,6 +77,10 @@ pub enum Command {
     Queues(queues::Command),
     /// Run a self-contained demo: a private PostgreSQL, thousands of jobs, a worker
     Demo(demo::Args),
+    /// Measure throughput and latency beside the bare-SQL ceiling (docs/BENCHMARKS.md)
+    Bench(bench::Args),
+    /// Work jobs with a shell command per job (args on stdin): a worker for any language
+    Work(work::Args),
 }
 
 #[cfg(test)]

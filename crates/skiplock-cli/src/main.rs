@@ -1,9 +1,11 @@
 //! `skiplock`, the command line of the skiplock job queue: migrate a schema,
-//! enqueue jobs, look at them and act on them, and run a self-contained demo.
+//! enqueue jobs, look at them and act on them, run a self-contained demo and
+//! benchmark the queue.
 //!
 //! This file only parses arguments and turns errors into one line on stderr;
 //! the subcommands live in `cmd/`, one file each.
 
+mod bench;
 mod cli;
 mod cmd;
 mod fail;

@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 }
 
 /// Cancels `stop` on ctrl-c or SIGTERM.
-async fn stop_on_signal(stop: CancellationToken) {
+pub(crate) async fn stop_on_signal(stop: CancellationToken) {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

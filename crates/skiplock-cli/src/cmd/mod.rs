@@ -1,12 +1,14 @@
 //! The subcommands, one file each, and what they share: the database
 //! connection and where it points.
 
+pub mod bench;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;
 pub mod migrate;
 pub mod queues;
 pub mod stats;
+pub mod work;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -74,6 +76,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Stats(args) => stats::run(&ctx, args).await,
         Command::Queues(cmd) => queues::run(&ctx, cmd).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Bench(args) => bench::run(&ctx, args).await,
+        Command::Work(args) => work::run(&ctx, args).await,
     };
     // Name the server when we could not reach it or were turned away; the
     // password never appears, as the place is built from host, port and name.

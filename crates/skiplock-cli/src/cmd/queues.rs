@@ -1,4 +1,5 @@
-//! `skiplock queues`: list queues, pause and resume them.
+//! `skiplock queues`: list queues, pause and resume them; show the periodic
+//! jobs and which worker leads the fleet's maintenance.
 
 use std::ffi::OsString;
 
@@ -27,6 +28,12 @@ pub enum Command {
         /// The queue
         queue: OsString,
     },
+    /// Periodic jobs the workers registered: schedule, next run, last run
+    #[command(after_help = "Examples:\n  skiplock queues periodic\n  skiplock queues periodic --json")]
+    Periodic,
+    /// The worker that runs maintenance (rescuer, scheduler, periodic jobs, retention) now
+    #[command(after_help = "Examples:\n  skiplock queues leader")]
+    Leader,
 }
 
 #[derive(Serialize)]
@@ -65,6 +72,35 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ]);
             }
             table.print();
+            return Ok(());
+        }
+        Command::Periodic => {
+            let jobs = client.periodic_jobs().await?;
+            if ctx.json() {
+                return output::json(&jobs);
+            }
+            if jobs.is_empty() {
+                println!("no periodic jobs registered yet");
+                return Ok(());
+            }
+            let mut table =
+                Table::new(&[("NAME", false), ("SCHEDULE", false), ("NEXT RUN", false), ("LAST RUN", false)]);
+            for p in jobs {
+                let last = p.last_run_at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                table.row(vec![p.name, p.schedule, p.next_run_at.to_rfc3339(), last]);
+            }
+            table.print();
+            return Ok(());
+        }
+        Command::Leader => {
+            let leader = client.leader().await?;
+            if ctx.json() {
+                return output::json(&leader);
+            }
+            match leader {
+                Some(l) => println!("{} leads since {}, lease until {}", l.id, l.elected_at, l.expires_at),
+                None => println!("no leader: no worker with maintenance on is running"),
+            }
             return Ok(());
         }
         Command::Pause { queue } => (utf8("queue", &queue)?, true),

@@ -1,0 +1,2 @@
+-- Removes the ceiling's tables.
+DROP SCHEMA IF EXISTS skiplock_bench_ceiling CASCADE

@@ -1,0 +1,2 @@
+-- Finished jobs: rows in the archive.
+SELECT count(*) FROM skiplock_bench.jobs_archive

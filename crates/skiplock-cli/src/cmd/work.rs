@@ -1,0 +1,384 @@
+//! `skiplock work --exec`: a worker for jobs written in any language. Each
+//! job runs `sh -c COMMAND` once per attempt, with the job's args on stdin and
+//! its id, kind, queue and attempt in environment variables; exit status 0
+//! completes the job, anything else fails the attempt with the end of stderr.
+//!
+//! The runtime is the library's [`Worker`]: claims under leases, heartbeats,
+//! retries with backoff, timeouts, operator cancels and graceful shutdown.
+//! This file only starts processes and reads their output.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde_json::value::RawValue;
+use skiplock::{CancelReason, JobContext, JobError, Worker};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use super::Ctx;
+use crate::input::{self, utf8};
+
+/// Jobs of each queue running at once unless told otherwise.
+const CONCURRENCY_DEFAULT: usize = 10;
+/// Most of a failed command's stderr kept in the attempt's error, from the
+/// end (where a script says what finally went wrong): 4 KiB.
+const STDERR_TAIL: usize = 4 << 10;
+/// Longest stdout line printed as one; longer ones are split.
+const LINE_MAX: u64 = 64 << 10;
+/// How long output is still read after the command has exited and its
+/// process group was killed: only a process that left the group (`setsid`)
+/// can hold its pipes open that long.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// Pool connections besides one per queue's producer: completer, heartbeat,
+/// rescuer, scheduler, start-up check.
+const POOL_EXTRA: usize = 5;
+
+const EXAMPLES: &str = r#"Examples:
+  skiplock work --queue default --exec './handle-job.py'
+  skiplock work --queue mail --queue media --concurrency 20 --timeout 5m --exec 'node worker.js'
+  skiplock work --queue reports --kind report.daily --exec 'jq -r .date | xargs ./report'
+
+The command:
+  Runs as `sh -c COMMAND` once per attempt, with the job's args (JSON) on stdin and these
+  environment variables: SKIPLOCK_JOB_ID, SKIPLOCK_JOB_KIND, SKIPLOCK_JOB_QUEUE,
+  SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS. Exit status 0 completes the
+  job; any other status, or death by a signal, fails the attempt (retried with backoff until
+  the attempts are used up) and records the end of stderr in the job's errors. Each line
+  the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it).
+  The command runs in a process group of its own: a timeout, an operator's cancel
+  (`skiplock jobs cancel`) or the end of the shutdown grace kills the whole group, and
+  whatever it left running is killed when it exits.
+
+Stopping:
+  SIGINT (ctrl-c) or SIGTERM stops claiming; running commands get --shutdown-grace to
+  finish, then are killed and their jobs go back to the queue without using an attempt.
+  A second signal kills them at once."#;
+
+/// Works jobs by running a shell command for each: a worker for any language.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// A queue to work (repeat for more)
+    #[arg(long = "queue", value_name = "QUEUE", required = true)]
+    queues: Vec<OsString>,
+    /// Jobs of each queue running at once
+    #[arg(long, value_name = "N", default_value_t = CONCURRENCY_DEFAULT)]
+    concurrency: usize,
+    /// The command, run as `sh -c COMMAND` once per attempt
+    #[arg(long, value_name = "COMMAND", required = true, allow_hyphen_values = true)]
+    exec: OsString,
+    /// Only jobs of this kind (repeat for more) [default: every kind]. Jobs of other kinds in
+    /// the same queues are still claimed, and fail their attempt for want of a handler: give
+    /// them queues of their own
+    #[arg(long = "kind", value_name = "KIND")]
+    kinds: Vec<OsString>,
+    /// How long one run of the command may take before it is killed and the attempt fails;
+    /// a job enqueued with its own timeout keeps it [default: 30m]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    timeout: Option<OsString>,
+    /// How long a job stays leased without a heartbeat before another worker may take it
+    /// back (heartbeats come every third of it) [default: 30s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    lease: Option<OsString>,
+    /// At SIGINT or SIGTERM, how long running commands may finish before they are killed
+    /// [default: 30s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    shutdown_grace: Option<OsString>,
+    /// Drop the commands' stdout instead of printing it
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// What every job's run needs.
+struct Exec {
+    command: String,
+    quiet: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if args.concurrency == 0 {
+        bail!("invalid --concurrency: must be at least 1");
+    }
+    let queues = args.queues.iter().map(|q| utf8("--queue", q)).collect::<Result<Vec<_>>>()?;
+    let kinds = args.kinds.iter().map(|k| utf8("--kind", k)).collect::<Result<Vec<_>>>()?;
+    let command = utf8("--exec", &args.exec)?;
+    if command.trim().is_empty() {
+        bail!("invalid --exec: is empty; give a shell command such as './handle-job.sh'");
+    }
+    let duration = |flag: &str, value: &Option<OsString>| -> Result<Option<Duration>> {
+        value.as_ref().map(|v| input::duration(flag, &utf8(flag, v)?)).transpose()
+    };
+    let timeout = duration("--timeout", &args.timeout)?;
+    if timeout == Some(Duration::ZERO) {
+        bail!("invalid --timeout: must be more than 0");
+    }
+    let lease = duration("--lease", &args.lease)?;
+    let grace = duration("--shutdown-grace", &args.shutdown_grace)?;
+
+    let Some(url) = ctx.database_url()? else {
+        bail!("no database: pass --database-url or set DATABASE_URL");
+    };
+    let client = ctx.client_with(&url, queues.len() + POOL_EXTRA)?;
+    let mut builder = Worker::builder(client.clone());
+    for q in &queues {
+        builder = builder.queue(q, args.concurrency);
+    }
+    if let Some(lease) = lease {
+        builder = builder.lease(lease);
+    }
+    if let Some(grace) = grace {
+        builder = builder.shutdown_grace(grace);
+    }
+    let exec = Arc::new(Exec { command, quiet: args.quiet });
+    let handler = {
+        let exec = exec.clone();
+        move |args: Box<RawValue>, job: JobContext| run_job(exec.clone(), args, job)
+    };
+    builder = if kinds.is_empty() {
+        builder.register_any(timeout, handler)
+    } else {
+        kinds.iter().fold(builder, |b, kind| b.register_raw(kind, timeout, handler.clone()))
+    };
+    let worker = builder.build()?;
+    // The cheapest statement there is (a primary-key look-up), to fail now
+    // and in one line when the database is away or not migrated, rather than
+    // warn about it in every producer's loop.
+    client.job(0).await?;
+
+    let kinds = if kinds.is_empty() { "every kind".to_owned() } else { format!("kinds {}", kinds.join(", ")) };
+    println!(
+        "working queues {} with {} slots each ({kinds}), command: {}",
+        queues.join(", "),
+        args.concurrency,
+        one_line(&exec.command)
+    );
+    worker.run_until_signal().await?;
+    println!("stopped");
+    Ok(())
+}
+
+/// How the command's run ended.
+enum Ended {
+    Exited(std::io::Result<ExitStatus>),
+    /// Killed because the handler was asked to stop.
+    Stopped(Option<CancelReason>),
+}
+
+/// Runs the command for one attempt of a job.
+async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Result<(), JobError> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(&exec.command)
+        .env("SKIPLOCK_JOB_ID", job.id().to_string())
+        .env("SKIPLOCK_JOB_KIND", job.kind())
+        .env("SKIPLOCK_JOB_QUEUE", job.queue())
+        .env("SKIPLOCK_JOB_ATTEMPT", job.attempt().to_string())
+        .env("SKIPLOCK_JOB_MAX_ATTEMPTS", job.max_attempts().to_string())
+        .stdin(Stdio::piped())
+        .stdout(if exec.quiet { Stdio::null() } else { Stdio::piped() })
+        .stderr(Stdio::piped())
+        // A group of its own: a terminal's ctrl-c reaches only the worker
+        // (which then shuts down gracefully), and the group can be killed
+        // whole, shell and all it started.
+        .process_group(0)
+        // Dropped when the library gives up on the handler (timeout, the
+        // cancel grace run out): the group guard below kills the rest.
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| JobError::retry(format!("cannot start sh: {e}")))?;
+    let group = Group::new(child.id());
+
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let mut tail = Tail::default();
+    let exited = CancellationToken::new();
+    let io = async {
+        tokio::join!(feed(stdin, args.get()), echo(stdout, job.id()), tail.read(stderr));
+    };
+    let output = async {
+        tokio::select! {
+            () = io => {}
+            () = async { exited.cancelled().await; tokio::time::sleep(OUTPUT_DRAIN).await } => {}
+        }
+    };
+    let wait = async {
+        let ended = tokio::select! {
+            status = child.wait() => Ended::Exited(status),
+            () = job.cancelled() => {
+                group.kill();
+                let _ = child.wait().await;
+                Ended::Stopped(job.cancel_reason())
+            }
+        };
+        // Whatever the command left running goes with it, which also closes
+        // the pipes the readers wait on.
+        group.kill_and_disarm();
+        exited.cancel();
+        ended
+    };
+    let ((), ended) = tokio::join!(output, wait);
+
+    match ended {
+        Ended::Exited(Ok(status)) if status.success() => Ok(()),
+        Ended::Exited(Ok(status)) => {
+            let error = tail.error(status);
+            tracing::warn!(id = job.id(), attempt = job.attempt(), "command failed: {}", first_line(&error));
+            Err(JobError::retry(error))
+        }
+        Ended::Exited(Err(e)) => Err(JobError::retry(format!("cannot wait for the command: {e}"))),
+        Ended::Stopped(reason) => Err(JobError::retry(match reason {
+            Some(CancelReason::Cancelled) => "killed: the job was cancelled",
+            Some(CancelReason::LeaseLost) => "killed: the job's lease was lost",
+            Some(CancelReason::Shutdown) | None => "killed: the worker is shutting down",
+        })),
+    }
+}
+
+/// Writes the args to the command's stdin and closes it. A command that does
+/// not read them is fine: the write just fails.
+async fn feed(stdin: Option<tokio::process::ChildStdin>, args: &str) {
+    if let Some(mut stdin) = stdin {
+        let _ = stdin.write_all(args.as_bytes()).await;
+        let _ = stdin.shutdown().await;
+    }
+}
+
+/// Prints each line of the command's stdout, prefixed with the job id.
+async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64) {
+    let Some(stdout) = stdout else { return };
+    let mut reader = BufReader::new(stdout);
+    let prefix = format!("[job {id}] ");
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(LINE_MAX).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') {
+            line.push(b'\n');
+        }
+        // One write per line, under the lock: lines of concurrent jobs do
+        // not interleave. A closed stdout is not the job's failure.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(prefix.as_bytes()).and_then(|()| out.write_all(&line)).and_then(|()| out.flush());
+    }
+}
+
+/// The last [`STDERR_TAIL`] bytes of the command's stderr.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+impl Tail {
+    async fn read(&mut self, stderr: Option<impl AsyncRead + Unpin>) {
+        let Some(mut stderr) = stderr else { return };
+        let mut chunk = [0u8; 8 << 10];
+        loop {
+            match stderr.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.bytes.extend_from_slice(&chunk[..n]),
+            }
+            // Trim in halves, not per chunk: copying stays linear.
+            if self.bytes.len() > 2 * STDERR_TAIL {
+                self.bytes.drain(..self.bytes.len() - STDERR_TAIL);
+                self.truncated = true;
+            }
+        }
+    }
+
+    /// The attempt's error: how the command ended, then its stderr's end.
+    fn error(&self, status: ExitStatus) -> String {
+        let ended = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => status.to_string(),
+        };
+        let start = self.bytes.len().saturating_sub(STDERR_TAIL);
+        let text = String::from_utf8_lossy(&self.bytes[start..]);
+        let text = text.trim();
+        match (text.is_empty(), self.truncated || start > 0) {
+            (true, _) => ended,
+            (false, false) => format!("{ended}; stderr: {text}"),
+            (false, true) => format!("{ended}; stderr (last {STDERR_TAIL} bytes): …{text}"),
+        }
+    }
+}
+
+/// `command` as it can be shown on one line: quoted and escaped if it has
+/// line breaks or other control characters.
+fn one_line(command: &str) -> std::borrow::Cow<'_, str> {
+    if command.contains(char::is_control) { format!("{command:?}").into() } else { command.into() }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// The command's process group, killed when this is dropped unless the
+/// command's end was already dealt with.
+struct Group {
+    pid: Option<rustix::process::Pid>,
+    armed: AtomicBool,
+}
+
+impl Group {
+    fn new(pid: Option<u32>) -> Group {
+        let pid = pid.and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw);
+        Group { pid, armed: AtomicBool::new(true) }
+    }
+
+    /// SIGKILL to every process of the group; a group already gone is fine.
+    fn kill(&self) {
+        if let Some(pid) = self.pid {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Kills the group once the shell has exited, and not again on drop: by
+    /// then its id may be free for reuse.
+    fn kill_and_disarm(&self) {
+        self.kill();
+        self.armed.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.armed.load(Ordering::Relaxed) {
+            self.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(raw: i32) -> ExitStatus {
+        ExitStatus::from_raw(raw)
+    }
+
+    #[test]
+    fn errors_say_how_the_command_ended_then_quote_stderr() {
+        let tail = Tail { bytes: b"oops\n".to_vec(), truncated: false };
+        assert_eq!(tail.error(status(3 << 8)), "exit status 3; stderr: oops");
+        assert_eq!(Tail::default().error(status(9)), "killed by signal 9");
+        let long = Tail { bytes: [b"x".repeat(STDERR_TAIL), b"END".to_vec()].concat(), truncated: false };
+        let e = long.error(status(1 << 8));
+        assert!(e.starts_with("exit status 1; stderr (last 4096 bytes): …x") && e.ends_with("xEND"), "{e}");
+        assert!(e.len() < STDERR_TAIL + 100);
+    }
+
+    #[test]
+    fn commands_are_shown_on_one_line() {
+        assert_eq!(one_line("./run.sh --fast"), "./run.sh --fast");
+        assert_eq!(one_line("set -e\n./run.sh"), r#""set -e\n./run.sh""#);
+    }
+}

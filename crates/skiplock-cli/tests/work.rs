@@ -1,0 +1,292 @@
+//! `skiplock work --exec` as a user runs it: the real binary working jobs of a
+//! fresh database with a shell command per job. The worker is another
+//! process, so tests wait on its effects with bounded polls of the database
+//! (or of the files its commands write), never with sleeps.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use skiplock::{Client, EnqueueOptions, JobRow, JobState, NewJob};
+use skiplock_testdb::TestDatabase;
+use tokio::process::Child;
+
+/// Longest wait for anything the worker does.
+const WAIT: Duration = Duration::from_secs(30);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+async fn fresh() -> TestDatabase {
+    skiplock_testdb::fresh_database(&format!("skiplock-{}", skiplock::fingerprint()), |url| async move {
+        Client::connect(&url)?.migrate().await?;
+        Ok(())
+    })
+    .await
+    .expect("a fresh test database")
+}
+
+/// A directory for the files a test's commands write, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(db: &TestDatabase) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("skiplock-work-{}", db.name()));
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        Scratch(dir)
+    }
+
+    /// A file's path, as the shell should see it (the directory name has no
+    /// quotes or spaces).
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts `skiplock work ARGS` on `db`. The child is killed if dropped
+/// before it exits (a failed test never leaves a worker behind).
+fn work(db: &TestDatabase, args: &[&str]) -> Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_skiplock"))
+        .arg("work")
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env_remove("SKIPLOCK_SCHEMA")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start skiplock work")
+}
+
+/// Sends SIGTERM and waits for the worker to exit; asserts it exits 0.
+async fn stop(child: Child) -> Output {
+    let pid = rustix::process::Pid::from_raw(child.id().expect("running") as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the worker exits after SIGTERM")
+        .expect("wait for the worker");
+    assert!(out.status.success(), "exit {}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Polls `check` until it returns `Some`, for at most [`WAIT`].
+async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until job `id` reached a final state; returns it.
+async fn finished(client: &Client, id: i64) -> JobRow {
+    poll(&format!("job {id} to finish"), || async { client.job(id).await.unwrap().filter(|r| r.state.is_final()) })
+        .await
+}
+
+async fn enqueue(client: &Client, kind: &str, args: &str, opts: EnqueueOptions) -> i64 {
+    client.enqueue_job(NewJob::from_json(kind, args, opts).unwrap()).await.unwrap().id
+}
+
+#[tokio::test]
+async fn each_job_runs_the_command_once_with_its_args_on_stdin_and_its_facts_in_the_environment() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let runs = scratch.file("runs.log");
+    let mut jobs = HashMap::new();
+    for i in 0..50 {
+        let queue = if i % 2 == 0 { "work-a" } else { "work-b" };
+        let id = enqueue(&client, "echo", &format!(r#"{{"i":{i}}}"#), EnqueueOptions::new().queue(queue)).await;
+        jobs.insert(id, (queue, i));
+    }
+    // One printf per run: one write, appended whole.
+    let command = [
+        r#"printf '%s %s %s %s %s %s\n' "$SKIPLOCK_JOB_ID" "$SKIPLOCK_JOB_ATTEMPT" "$SKIPLOCK_JOB_MAX_ATTEMPTS""#,
+        &format!(r#""$SKIPLOCK_JOB_QUEUE" "$SKIPLOCK_JOB_KIND" "$(cat)" >> '{runs}';"#),
+        r#"echo "hello from $SKIPLOCK_JOB_ID""#,
+    ]
+    .join(" ");
+    let worker = work(&db, &["--queue", "work-a", "--queue", "work-b", "--concurrency", "8", "--exec", &command]);
+    let sql = db.connect().await.unwrap();
+    let sql = &sql;
+    poll("50 jobs to complete", move || async move {
+        let n: i64 = sql
+            .query_one("SELECT count(*) FROM skiplock.jobs_archive WHERE state = 'completed'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 50).then_some(())
+    })
+    .await;
+    let out = stop(worker).await;
+
+    let text = std::fs::read_to_string(&runs).unwrap();
+    let mut seen = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.splitn(6, ' ').collect();
+        let id: i64 = f[0].parse().unwrap();
+        let args: serde_json::Value = serde_json::from_str(f[5]).unwrap();
+        assert!(seen.insert(id, (f[1..5].join(" "), args)).is_none(), "job {id} ran twice:\n{text}");
+    }
+    assert_eq!(seen.len(), 50, "{text}");
+    for (id, (queue, i)) in &jobs {
+        let (facts, args) = &seen[id];
+        assert_eq!(facts, &format!("1 20 {queue} echo"), "job {id}: attempt, max attempts, queue, kind");
+        assert_eq!(args, &serde_json::json!({ "i": i }), "job {id}'s stdin");
+    }
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("working queues work-a, work-b with 8 slots each (every kind), command: {command}").as_str())
+    );
+    for id in jobs.keys() {
+        assert!(lines.contains(&format!("[job {id}] hello from {id}").as_str()), "job {id}'s output:\n{stdout}");
+    }
+    assert_eq!(lines.last().copied(), Some("stopped"));
+}
+
+#[tokio::test]
+async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let id = enqueue(&client, "boom", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    // --kind: the handler is registered for this kind only.
+    let worker = work(&db, &["--queue", "default", "--kind", "boom", "--exec", "echo starting; echo oops >&2; exit 3"]);
+    let row = finished(&client, id).await;
+    stop(worker).await;
+    assert_eq!(row.state, JobState::Discarded);
+    assert_eq!(row.errors.len(), 1, "{:?}", row.errors);
+    let error = &row.errors[0].error;
+    assert!(error.contains("oops") && error.contains("exit status 3"), "{error}");
+}
+
+/// A command that starts a long `sleep` in the background and waits for it:
+/// killing the shell alone would leave the sleep behind, so whether the sleep
+/// dies shows whether the whole process group went. It outlasts every wait
+/// here, so it cannot end by itself while a test watches.
+struct Sleeper {
+    pid_file: String,
+}
+
+impl Sleeper {
+    fn new(scratch: &Scratch) -> Sleeper {
+        Sleeper { pid_file: scratch.file("sleep.pid") }
+    }
+
+    fn command(&self) -> String {
+        format!("sleep 120 & echo $! > '{}'; wait", self.pid_file)
+    }
+
+    /// The sleep's pid, once the command has written it.
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
+    }
+
+    /// Waits until the command has started the sleep; returns its pid.
+    async fn started(&self) -> u32 {
+        poll("the command to start", || async { self.pid() }).await
+    }
+}
+
+/// Waits until process `pid` is gone (or a zombie: nothing may reap it).
+async fn killed(pid: u32) {
+    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last parenthesis.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    };
+    poll(&format!("process {pid} to be killed"), || async { (!alive()).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn a_command_past_its_timeout_is_killed_with_everything_it_started() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    let id = enqueue(&client, "slow", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    let worker = work(&db, &["--queue", "default", "--timeout", "300ms", "--exec", &sleeper.command()]);
+    let row = finished(&client, id).await;
+    stop(worker).await;
+    assert_eq!(row.state, JobState::Discarded);
+    assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["timed out after 300ms"]);
+    // Unless the shell was killed before it could start the sleep (a slow
+    // machine), the sleep was killed too.
+    if let Some(pid) = sleeper.pid() {
+        killed(pid).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_during_a_long_job_kills_it_after_the_grace_and_gives_the_job_back() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    let id = enqueue(&client, "long", "{}", EnqueueOptions::new()).await;
+    let worker = work(&db, &["--queue", "default", "--shutdown-grace", "100ms", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
+    let out = stop(worker).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().last(), Some("stopped"));
+    let row = client.job(id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempt), (JobState::Available, 0), "released without using an attempt");
+    assert!(row.errors.is_empty(), "{:?}", row.errors);
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn an_operator_cancel_kills_the_running_command_and_cancels_the_job() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    let id = enqueue(&client, "long", "{}", EnqueueOptions::new()).await;
+    let worker = work(&db, &["--queue", "default", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
+    assert_eq!(client.cancel(&[id]).await.unwrap(), vec![(id, skiplock::CancelResult::Cancelling)]);
+    let row = finished(&client, id).await;
+    stop(worker).await;
+    assert_eq!(row.state, JobState::Cancelled);
+    assert_eq!(row.errors.last().map(|e| e.error.as_str()), Some("killed: the job was cancelled"));
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn bad_flags_are_one_line_errors() {
+    let db = fresh().await;
+    for (args, expected) in [
+        (
+            &["--queue", "q", "--concurrency", "0", "--exec", "true"][..],
+            "error: invalid --concurrency: must be at least 1",
+        ),
+        (&["--queue", "bad name", "--exec", "true"], "error: invalid queue: "),
+        (&["--queue", "q", "--timeout", "5x", "--exec", "true"], "error: invalid --timeout: "),
+        (&["--queue", "q", "--exec", "  "], "error: invalid --exec: is empty"),
+    ] {
+        let out = tokio::time::timeout(WAIT, work(&db, args).wait_with_output()).await.expect("in time").unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing started");
+    }
+}
