@@ -105,6 +105,7 @@ pub(crate) struct Config {
     pub rescue_interval: Duration,
     pub scheduler_interval: Duration,
     pub flush_deadline: Duration,
+    pub keep_completed: bool,
     pub listen: Listen,
     pub maintenance: bool,
     /// The maintenance services, when `maintenance` is on.
@@ -270,6 +271,14 @@ impl WorkerBuilder {
         self.cfg.scheduler_interval = every;
         self
     }
+    /// Whether completed jobs are kept in the archive (default true, for the
+    /// retention period) or deleted as they complete. Deleting saves the
+    /// archive insert, the costliest part of completing a job (see
+    /// docs/BENCHMARKS.md); cancelled and discarded jobs are always kept.
+    pub fn keep_completed(mut self, keep: bool) -> Self {
+        self.cfg.keep_completed = keep;
+        self
+    }
     /// Where to LISTEN for wake-ups (default [`Listen::Auto`]).
     pub fn listen(mut self, listen: Listen) -> Self {
         self.cfg.listen = listen;
@@ -403,6 +412,7 @@ impl Worker {
                 rescue_interval: RESCUE_INTERVAL_DEFAULT,
                 scheduler_interval: SCHEDULER_INTERVAL_DEFAULT,
                 flush_deadline: FLUSH_DEADLINE_DEFAULT,
+                keep_completed: true,
                 listen: Listen::Auto,
                 maintenance: true,
                 services: None,

@@ -119,8 +119,8 @@ pub(crate) fn error_text(s: &str) -> String {
 }
 
 /// Outcomes as the arrays of `finish_claim.sql`.
-fn finish_columns(items: &[Finish]) -> Result<FinishColumns> {
-    let mut c = FinishColumns::default();
+fn finish_columns(items: &[Finish], keep_completed: bool) -> Result<FinishColumns> {
+    let mut c = FinishColumns { keep_completed, ..FinishColumns::default() };
     for f in items {
         let (outcome, error, delay) = match &f.outcome {
             Outcome::Completed => ("completed", None, Duration::ZERO),
@@ -171,7 +171,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn claim(&self, queue: &str, limit: i64, lease: Duration, worker: &str) -> Result<Vec<ClaimedJob>> {
-        Ok(self.finish_and_claim(&[], queue, limit, lease, worker).await?.1)
+        Ok(self.finish_and_claim(&[], true, queue, limit, lease, worker).await?.1)
     }
 
     /// Records many attempts' outcomes in one statement, each fenced by its
@@ -183,13 +183,19 @@ impl Client {
     /// Database errors only; [`Error::is_transient`] tells whether to retry
     /// (retrying is safe: an outcome already written makes its lease stale).
     pub async fn finish(&self, items: &[Finish]) -> Result<FinishReport> {
+        self.finish_with(items, true).await
+    }
+
+    /// [`Client::finish`], deleting completed jobs instead of archiving
+    /// them when `keep_completed` is false.
+    pub(crate) async fn finish_with(&self, items: &[Finish], keep_completed: bool) -> Result<FinishReport> {
         if items.is_empty() {
             return Ok(FinishReport::default());
         }
         let db = self.db().await?;
-        let (applied, _) = q::finish_claim(&db, self.stmts(), &finish_columns(items)?, &JobClaimParams::NONE)
-            .await
-            .map_err(|e| self.pg(e))?;
+        let cols = finish_columns(items, keep_completed)?;
+        let (applied, _) =
+            q::finish_claim(&db, self.stmts(), &cols, &JobClaimParams::NONE).await.map_err(|e| self.pg(e))?;
         Ok(report(items, applied))
     }
 
@@ -202,6 +208,7 @@ impl Client {
     pub(crate) async fn finish_and_claim(
         &self,
         items: &[Finish],
+        keep_completed: bool,
         queue: &str,
         limit: i64,
         lease: Duration,
@@ -220,7 +227,7 @@ impl Client {
         let (applied, claimed) = q::finish_claim(
             &db,
             self.stmts(),
-            &finish_columns(items)?,
+            &finish_columns(items, keep_completed)?,
             &JobClaimParams { queue, limit, lease_ms, worker },
         )
         .await

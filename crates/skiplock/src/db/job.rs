@@ -73,6 +73,8 @@ pub(crate) struct FinishColumns {
     pub outcome: Vec<&'static str>,
     pub error: Vec<Option<String>>,
     pub delay_ms: Vec<i64>,
+    /// Archive completed jobs (else delete them).
+    pub keep_completed: bool,
 }
 
 /// Records outcomes `f` and claims per `p`, in one statement. Returns the
@@ -87,7 +89,18 @@ pub(crate) async fn finish_claim(
     let rows = db
         .run(
             &s.job_finish_claim,
-            &[&f.id, &f.token, &f.outcome, &f.error, &f.delay_ms, &p.queue, &p.limit, &p.lease_ms, &p.worker],
+            &[
+                &f.id,
+                &f.token,
+                &f.outcome,
+                &f.error,
+                &f.delay_ms,
+                &p.queue,
+                &p.limit,
+                &p.lease_ms,
+                &p.worker,
+                &f.keep_completed,
+            ],
         )
         .await?;
     let mut finished = Vec::new();

@@ -66,7 +66,7 @@ async fn flush(sh: Arc<Shared>, batch: Vec<Done>) {
     let mut wait = Duration::from_millis(50);
     let mut first_failure: Option<Instant> = None;
     loop {
-        let err = match sh.client.finish(&items).await {
+        let err = match sh.client.finish_with(&items, sh.cfg.keep_completed).await {
             Ok(report) => {
                 record(&sh, &batch, &report);
                 return;

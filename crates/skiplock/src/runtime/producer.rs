@@ -54,7 +54,14 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         let sent = Instant::now();
         let result = sh
             .client
-            .finish_and_claim(&completer::finishes(&done), &q.name, want as i64, cfg.lease, &cfg.worker_id)
+            .finish_and_claim(
+                &completer::finishes(&done),
+                cfg.keep_completed,
+                &q.name,
+                want as i64,
+                cfg.lease,
+                &cfg.worker_id,
+            )
             .await;
         match result {
             Ok((report, jobs)) => {

@@ -8,14 +8,14 @@ use tokio_postgres::Client as Pg;
 use crate::support::{TestDb, fresh};
 
 /// The worker's statement with no outcomes to write: a plain claim of 100.
-const CLAIM_ONLY: &str = "('{}', '{}', '{}', '{}', '{}', 'default', 100, 30000, 'w')";
+const CLAIM_ONLY: &str = "('{}', '{}', '{}', '{}', '{}', 'default', 100, 30000, 'w', true)";
 
 /// (statement file, EXECUTE arguments, index its plan must use)
 const WORKER_QUERIES: &[(&str, &str, &str)] = &[
     ("job/finish_claim.sql", CLAIM_ONLY, "jobs_claim_idx"),
     (
         "job/finish_claim.sql",
-        "('{1,2}', '{1,2}', '{completed,failed}', '{NULL,x}', '{0,1000}', 'default', 100, 30000, 'w')",
+        "('{1,2}', '{1,2}', '{completed,failed}', '{NULL,x}', '{0,1000}', 'default', 100, 30000, 'w', true)",
         "jobs_pkey",
     ),
     ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000, '{NULL,\"{}\"}')", "jobs_pkey"),

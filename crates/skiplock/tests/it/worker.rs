@@ -404,3 +404,25 @@ async fn a_catch_all_handler_runs_kinds_without_their_own() {
     // jsonb keeps its own spacing.
     assert_eq!(*seen.lock().unwrap(), vec![("mystery".to_owned(), r#"{"x": 1}"#.to_owned())]);
 }
+
+#[tokio::test]
+async fn completed_jobs_can_be_deleted_instead_of_archived() {
+    let t = fresh().await;
+    let worker = builder(&t)
+        .queue("default", 4)
+        .keep_completed(false)
+        .register::<Noop, _, _>(|job, _ctx| async move {
+            if job.n == 0 { Err(JobError::discard("kept for the operator")) } else { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let jobs: Vec<NewJob> = (0..10).map(|n| NewJob::typed(&Noop { n }, EnqueueOptions::new()).unwrap()).collect();
+    t.client.enqueue_many(jobs).await.unwrap();
+    let handle = worker.start();
+    wait_finished(&mut events, 10).await;
+    handle.shutdown().await;
+    assert_eq!(t.count("jobs", "true").await, 0);
+    assert_eq!(t.count("jobs_archive", "true").await, 1, "only the discarded job is archived");
+    assert_eq!(t.count("jobs_archive", "state = 'discarded'").await, 1);
+}

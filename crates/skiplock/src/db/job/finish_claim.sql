@@ -22,6 +22,9 @@
 -- table's size. Jobs requeued by the first half are not seen by the second
 -- (one snapshot): they are claimed next time.
 --
+-- $10 false deletes completed jobs without archiving them (the worker's
+-- `keep_completed(false)`); cancelled and discarded ones are always kept.
+--
 -- Rows: ('finished', id, state) per outcome written, then ('claimed', id,
 -- job columns…) per job claimed.
 WITH input AS (
@@ -55,6 +58,7 @@ archived AS (
                     'attempt', attempt, 'at', now(), 'error', error)) END,
            tags, meta
     FROM finished
+    WHERE $10 OR next <> 'completed'
 ),
 requeued AS (
     UPDATE {schema}.jobs j
