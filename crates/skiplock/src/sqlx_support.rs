@@ -30,7 +30,9 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
     for _ in 0..3 {
         let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
         let cols = sub.as_ref().unwrap_or(cols);
-        let out = insert(client, conn, cols).await?;
+        let (wake, later) = client.wakeups_decide(cols);
+        let out = insert(client, conn, cols, &wake).await?;
+        client.wake_later(later);
         let keys = out.taken_keys();
         let holders: HashMap<String, i64> = if keys.is_empty() {
             HashMap::new()
@@ -58,7 +60,7 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
     result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
 }
 
-async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> Result<InsertOutcome> {
+async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns, wake: &[String]) -> Result<InsertOutcome> {
     let args: Vec<Json<&RawValue>> = c.args.iter().map(|a| Json(a.as_ref())).collect();
     let tags: Vec<Option<Json<&RawValue>>> = c
         .tags
@@ -88,6 +90,7 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns) -> 
         .bind(&c.unique_args)
         .bind(&c.unique_period_s)
         .bind(&c.unique_final)
+        .bind(wake)
         .fetch_all(&mut *conn)
         .await
         .map_err(sqlx_error)?;

@@ -391,6 +391,24 @@ pub(crate) struct Columns {
 }
 
 impl Columns {
+    /// The queues that get jobs available at once (no delay, no future
+    /// `run_at`): the ones to wake.
+    pub fn due_queues(&self) -> Vec<&str> {
+        let now = Utc::now();
+        let mut out: Vec<&str> = Vec::new();
+        for i in 0..self.len() {
+            let due = match (self.run_at[i], self.delay_ms[i]) {
+                (Some(at), _) => at <= now,
+                (None, Some(ms)) => ms <= 0,
+                (None, None) => true,
+            };
+            if due && !out.contains(&self.queue[i].as_str()) {
+                out.push(&self.queue[i]);
+            }
+        }
+        out
+    }
+
     /// Validates and lays out `jobs`, the ones from `offset` of `total`.
     /// Single-job calls name fields plainly; bulk calls prefix them with
     /// `jobs[i].`.

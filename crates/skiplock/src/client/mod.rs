@@ -5,6 +5,7 @@ mod admin;
 pub(crate) mod enqueue;
 mod lifecycle;
 mod operations;
+mod wakeups;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub use admin::{CancelResult, JobFilter, QueueInfo, QueueStats};
 pub use enqueue::{EnqueueOptions, Enqueued, NewJob};
 pub use lifecycle::{ERROR_TEXT_MAX, Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
+pub use wakeups::NOTIFY_INTERVAL_DEFAULT;
 
 use crate::db::{self, Exec, Pooled, StatementMode, Statements};
 use crate::error::{Error, Result};
@@ -38,6 +40,7 @@ pub struct ClientBuilder {
     statement_timeout: Option<Duration>,
     args_max_bytes: usize,
     application_name: String,
+    notify_interval: Duration,
 }
 
 impl ClientBuilder {
@@ -76,6 +79,16 @@ impl ClientBuilder {
     /// closing.
     pub fn statement_timeout(mut self, d: Option<Duration>) -> Self {
         self.statement_timeout = d;
+        self
+    }
+
+    /// Shortest time between two wake-ups (NOTIFY) this client sends for
+    /// one queue (default [`NOTIFY_INTERVAL_DEFAULT`]; zero: one per enqueue).
+    /// NOTIFYing commits run one at a time in PostgreSQL, so limiting them
+    /// keeps many small enqueues fast; a trailing wake-up covers the
+    /// enqueues in between.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 
@@ -139,6 +152,7 @@ impl ClientBuilder {
                 statement_timeout: self.statement_timeout,
                 args_max_bytes: self.args_max_bytes,
                 state_type: tokio::sync::OnceCell::new(),
+                wakeups: wakeups::Wakeups::new(self.notify_interval),
             }),
         })
     }
@@ -245,6 +259,8 @@ struct Inner {
     /// The type of the `job_state` enum (its OID differs per database), for
     /// binary COPY.
     state_type: tokio::sync::OnceCell<postgres_types::Type>,
+    /// The NOTIFY rate limit's bookkeeping.
+    wakeups: wakeups::Wakeups,
 }
 
 impl std::fmt::Debug for Client {
@@ -267,6 +283,7 @@ impl Client {
             pool_timeout: POOL_TIMEOUT_DEFAULT,
             statement_mode: StatementMode::default(),
             statement_timeout: Some(STATEMENT_TIMEOUT_DEFAULT),
+            notify_interval: NOTIFY_INTERVAL_DEFAULT,
             args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
             application_name: "skiplock".to_owned(),
         }
@@ -453,7 +470,10 @@ impl Client {
             })
             .await
             .map_err(|e| self.pg(e.into()))?;
-        db::copy::insert(pg, &self.inner.stmts, cols, state_type).await.map_err(|e| self.pg(e))
+        let (wake, later) = self.inner.wakeups.decide(cols.due_queues());
+        let out = db::copy::insert(pg, &self.inner.stmts, cols, state_type, &wake).await.map_err(|e| self.pg(e))?;
+        self.wake_later(later);
+        Ok(out)
     }
 
     /// Runs one insert statement, then looks up the holders of any unique
@@ -466,7 +486,9 @@ impl Client {
         for _ in 0..3 {
             let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
             let cols = sub.as_ref().unwrap_or(cols);
-            let out = db::job::insert(db, s, cols).await.map_err(|e| self.pg(e))?;
+            let (wake, later) = self.inner.wakeups.decide(cols.due_queues());
+            let out = db::job::insert(db, s, cols, &wake).await.map_err(|e| self.pg(e))?;
+            self.wake_later(later);
             let keys = out.taken_keys();
             let holders = if keys.is_empty() {
                 Default::default()
@@ -486,6 +508,33 @@ impl Client {
             todo = again;
         }
         result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+    }
+
+    /// Sends the trailing wake-ups the rate limit held back, each when its
+    /// queue's interval ends. (Inside a caller's transaction that has not
+    /// committed by then, a worker woken early finds nothing and falls back
+    /// to polling for that job.)
+    pub(crate) fn wake_later(&self, later: Vec<(String, std::time::Instant)>) {
+        for (queue, due) in later {
+            let client = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let sent = async {
+                    let db = client.db().await?;
+                    db::job::notify(&db, client.stmts(), std::slice::from_ref(&queue)).await.map_err(|e| client.pg(e))
+                }
+                .await;
+                client.inner.wakeups.trailing_sent(&queue);
+                if let Err(e) = sent {
+                    tracing::debug!(%queue, error = %e, "trailing wake-up not sent; workers will poll");
+                }
+            });
+        }
+    }
+
+    #[cfg(feature = "sqlx")]
+    pub(crate) fn wakeups_decide(&self, cols: &enqueue::Columns) -> (Vec<String>, Vec<(String, std::time::Instant)>) {
+        self.inner.wakeups.decide(cols.due_queues())
     }
 
     #[cfg(feature = "sqlx")]

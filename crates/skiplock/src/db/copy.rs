@@ -41,6 +41,7 @@ pub(crate) async fn insert(
     s: &Statements,
     cols: &Columns,
     state_type: &Type,
+    wake: &[String],
 ) -> Result<Vec<Enqueued>, DbError> {
     let n = cols.len() as i64;
     let row = pg.query_one(&*s.job_copy_prepare.sql, &[&n]).await?;
@@ -61,7 +62,6 @@ pub(crate) async fn insert(
         Type::INT4,
     ];
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-    let mut available: Vec<&str> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let run_at = match (cols.run_at[i], cols.delay_ms[i]) {
             (Some(at), _) => at,
@@ -69,9 +69,6 @@ pub(crate) async fn insert(
             (None, None) => now,
         };
         let state = StateText(if run_at > now { "scheduled" } else { "available" });
-        if state.0 == "available" && !available.contains(&cols.queue[i].as_str()) {
-            available.push(&cols.queue[i]);
-        }
         let tags: Vec<String> = match &cols.tags[i] {
             Some(json) => serde_json::from_str(json).unwrap_or_default(),
             None => Vec::new(),
@@ -94,8 +91,8 @@ pub(crate) async fn insert(
             .await?;
     }
     writer.finish().await?;
-    if !available.is_empty() {
-        pg.query_one(&*s.job_notify.sql, &[&available]).await?;
+    if !wake.is_empty() {
+        pg.query_one(&*s.job_notify.sql, &[&wake]).await?;
     }
     Ok(ids.into_iter().map(|id| Enqueued { id, inserted: true }).collect())
 }

@@ -11,7 +11,12 @@ use crate::client::enqueue::{Columns, InsertOutcome};
 use crate::job::{ClaimedJob, JobState, Lease};
 
 /// Inserts `cols` (one statement). Returns one entry per input job, in order.
-pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Result<InsertOutcome, PgError> {
+pub(crate) async fn insert(
+    db: &dyn Exec,
+    s: &Statements,
+    cols: &Columns,
+    wake: &[String],
+) -> Result<InsertOutcome, PgError> {
     let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
     let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
     let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
@@ -33,6 +38,7 @@ pub(crate) async fn insert(db: &dyn Exec, s: &Statements, cols: &Columns) -> Res
                 &cols.unique_args,
                 &cols.unique_period_s,
                 &cols.unique_final,
+                &wake,
             ],
         )
         .await?;
@@ -226,4 +232,10 @@ fn state(s: &str) -> JobState {
     // The statements only return state names (finish.sql: outcome names that
     // are states too), so this cannot fail unless the SQL is changed wrongly.
     s.parse().expect("statement returned a job state name")
+}
+
+/// Wakes the workers of `queues` (at commit, inside a transaction).
+pub(crate) async fn notify(db: &dyn Exec, s: &Statements, queues: &[String]) -> Result<(), PgError> {
+    db.run(&s.job_notify, &[&queues]).await?;
+    Ok(())
 }

@@ -17,4 +17,5 @@ mod sqlx_tx;
 mod statements;
 mod support;
 mod unique;
+mod wakeups;
 mod worker;

@@ -7,7 +7,8 @@
 -- period in seconds (NULL: none; else the period's start, UTC, is appended to
 -- the key: `key@2025-01-01T10:00:00Z`), $14 final states that also hold the
 -- key (NULL: none, the common case; else a text array literal such as
--- '{completed}').
+-- '{completed}'), $15 the queues to wake now (the client's NOTIFY rate
+-- limit decides: client/wakeups.rs).
 --
 -- Ids are drawn up front, so the result can say which input row got which
 -- id: `ids` in input order, and `inserted`, the ids actually inserted. A row
@@ -71,7 +72,7 @@ inserted AS (
 ),
 notified AS (
     SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
-    FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
+    FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available' AND queue = ANY($15::text[])) q
 ),
 taken AS (
     SELECT id, unique_key FROM input
