@@ -12,6 +12,7 @@ pub(crate) mod leader;
 pub(crate) mod periodic;
 pub(crate) mod queue;
 pub(crate) mod unique;
+pub(crate) mod vacuum;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -74,6 +75,8 @@ statements! {
     job_list => "job/list.sql" [TEXT, TEXT, TEXT, INT8, INT8];
     job_stats => "job/stats.sql" [];
     job_hot_ids => "job/hot_ids.sql" [INT8_ARRAY];
+    vacuum_jobs_dead => "vacuum/jobs_dead.sql" [];
+    vacuum_jobs_vacuum => "vacuum/jobs_vacuum.sql" [];
     queue_set_paused => "queue/set_paused.sql" [TEXT, BOOL];
     queue_list => "queue/list.sql" [];
     leader_elect => "leader/elect.sql" [TEXT, INT8];

@@ -59,6 +59,7 @@ mod partitions;
 mod pruner;
 mod rescuer;
 mod scheduler;
+mod vacuum;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,6 +78,7 @@ pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
     RETENTION_DISCARDED_DEFAULT, Retention, UNIQUE_PRUNE_BATCH,
 };
+pub use vacuum::{VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
 use crate::client::{Client, PromoteReport, RescueReport};
 use crate::error::{Error, Result};
@@ -347,6 +349,21 @@ impl Maintenance {
         self.inner.periodic_pass().await
     }
 
+    /// The vacuum service's pass: vacuums the hot table if its dead tuples
+    /// passed the threshold ([`VACUUM_DEAD_MIN`], and a fifth of the live
+    /// ones). `Some(true)` if it vacuumed; `None` when this process does not
+    /// lead.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn vacuum_once(&self) -> Result<Option<bool>> {
+        if !self.inner.leader.is_leader() {
+            return Ok(None);
+        }
+        vacuum::pass(&self.inner).await.map(Some)
+    }
+
     /// The archive service's pass as if the time were `at` (`None`: the
     /// database's now): creates the partitions of `at`'s UTC day and the
     /// days ahead, drops the tables past retention, prunes the default
@@ -423,6 +440,7 @@ pub(crate) fn spawn(sh: Arc<Shared>) -> Vec<JoinHandle<()>> {
         tokio::spawn(rescuer::run(sh.clone(), m.clone())),
         tokio::spawn(scheduler::run(sh.clone(), m.clone())),
         tokio::spawn(cron::run(sh.clone(), m.clone())),
-        tokio::spawn(partitions::run(sh, m)),
+        tokio::spawn(partitions::run(sh.clone(), m.clone())),
+        tokio::spawn(vacuum::run(sh, m)),
     ]
 }

@@ -1,0 +1,69 @@
+//! Vacuums the hot table when its dead tuples pile up. Every claim and every
+//! finish leaves a dead row version behind; autovacuum visits a database
+//! once per `autovacuum_naptime` (a minute by default), and in that time a
+//! busy queue leaves hundreds of thousands: the table and its indexes grow,
+//! and claims walk dead index entries. The leader checks the statistics
+//! every few seconds and vacuums when a threshold is passed. `SKIP_LOCKED`
+//! makes a vacuum already running elsewhere (autovacuum, another process)
+//! a no-op rather than a wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Inner;
+use crate::db;
+use crate::runtime::Shared;
+
+/// How often the leader looks at the hot table's dead tuples: 5 seconds.
+pub const VACUUM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Dead tuples that always warrant a vacuum: 50,000.
+pub const VACUUM_DEAD_MIN: i64 = 50_000;
+
+/// Whether `dead` dead tuples beside `live` live ones warrant a vacuum: at
+/// least [`VACUUM_DEAD_MIN`], and more than a fifth of the live ones (a big
+/// backlog is not vacuumed for a few dead tuples).
+pub(crate) fn due(dead: i64, live: i64) -> bool {
+    dead >= VACUUM_DEAD_MIN && dead * 5 > live
+}
+
+pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = sh.services_stop.cancelled() => return,
+            _ = tokio::time::sleep(VACUUM_CHECK_INTERVAL) => {}
+        }
+        if !m.leader.is_leader() {
+            continue;
+        }
+        if let Err(e) = pass(&m).await {
+            tracing::warn!(error = %e, "hot table vacuum check failed");
+        }
+    }
+}
+
+/// Vacuums the hot table if it is due; true if it did.
+pub(crate) async fn pass(m: &Inner) -> crate::Result<bool> {
+    let s = m.client.stmts();
+    let db = m.client.db().await?;
+    let (dead, live) = db::vacuum::jobs_dead(&db, s).await.map_err(|e| m.client.pg(e))?;
+    if !due(dead, live) {
+        return Ok(false);
+    }
+    let started = std::time::Instant::now();
+    db::vacuum::jobs_vacuum(&db, s).await.map_err(|e| m.client.pg(e))?;
+    tracing::debug!(dead, live, took = ?started.elapsed(), "vacuumed the hot table");
+    metrics::counter!("skiplock_hot_table_vacuums_total").increment(1);
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due;
+
+    #[test]
+    fn thresholds() {
+        assert!(!due(10_000, 0), "below the minimum");
+        assert!(due(60_000, 100_000));
+        assert!(!due(60_000, 1_000_000), "a fifth of a big backlog is needed");
+    }
+}
