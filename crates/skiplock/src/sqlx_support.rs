@@ -8,7 +8,7 @@ use sqlx::types::Json;
 
 use std::collections::HashMap;
 
-use crate::client::enqueue::{Columns, Enqueued, InsertOutcome, chunks};
+use crate::client::enqueue::{Columns, Enqueued, InsertOutcome, Resolver, chunks};
 use crate::{Client, Error, NewJob, Result};
 
 pub(crate) async fn enqueue(
@@ -25,13 +25,10 @@ pub(crate) async fn enqueue(
 
 /// As `Client::insert_columns`, through sqlx.
 async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &Columns) -> Result<Vec<Enqueued>> {
-    let mut result: Vec<Option<Enqueued>> = vec![None; cols.len()];
-    let mut todo: Vec<usize> = (0..cols.len()).collect();
-    for _ in 0..3 {
-        let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
-        let cols = sub.as_ref().unwrap_or(cols);
-        let (wake, later) = client.wakeups_decide(cols);
-        let out = insert(client, conn, cols, &wake).await?;
+    let mut rounds = Resolver::new(cols);
+    while let Some(cols) = rounds.next_round() {
+        let (wake, later) = client.wakeups_decide(&cols);
+        let out = insert(client, conn, &cols, &wake).await?;
         client.wake_later(later);
         let keys = out.taken_keys();
         let holders: HashMap<String, i64> = if keys.is_empty() {
@@ -45,19 +42,9 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
                 .into_iter()
                 .collect()
         };
-        let mut again = Vec::new();
-        for (j, r) in out.resolve(&holders).into_iter().enumerate() {
-            match r {
-                Some(e) => result[todo[j]] = Some(e),
-                None => again.push(todo[j]),
-            }
-        }
-        if again.is_empty() {
-            break;
-        }
-        todo = again;
+        rounds.record(&out, &holders);
     }
-    result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+    rounds.finish()
 }
 
 async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns, wake: &[String]) -> Result<InsertOutcome> {

@@ -353,6 +353,56 @@ impl InsertOutcome {
     }
 }
 
+/// The rounds of inserting one chunk, whichever driver runs them: insert,
+/// look up the holders of the unique keys that were taken, and insert again
+/// the rows whose holder finished in between (a rare race; three rounds at
+/// most, then [`Error::Duplicate`]).
+pub(crate) struct Resolver<'a> {
+    cols: &'a Columns,
+    result: Vec<Option<Enqueued>>,
+    todo: Vec<usize>,
+    rounds: u8,
+}
+
+impl<'a> Resolver<'a> {
+    const ROUNDS: u8 = 3;
+
+    pub fn new(cols: &'a Columns) -> Self {
+        Resolver { cols, result: vec![None; cols.len()], todo: (0..cols.len()).collect(), rounds: 0 }
+    }
+
+    /// The rows to insert in the next round, or `None` when done.
+    pub fn next_round(&mut self) -> Option<std::borrow::Cow<'a, Columns>> {
+        if self.todo.is_empty() || self.rounds == Self::ROUNDS {
+            return None;
+        }
+        self.rounds += 1;
+        Some(if self.todo.len() == self.cols.len() {
+            std::borrow::Cow::Borrowed(self.cols)
+        } else {
+            std::borrow::Cow::Owned(self.cols.subset(&self.todo))
+        })
+    }
+
+    /// Records a round: its insert's outcome and the holders of the keys
+    /// it found taken.
+    pub fn record(&mut self, out: &InsertOutcome, holders: &std::collections::HashMap<String, i64>) {
+        let mut again = Vec::new();
+        for (j, r) in out.resolve(holders).into_iter().enumerate() {
+            match r {
+                Some(e) => self.result[self.todo[j]] = Some(e),
+                None => again.push(self.todo[j]),
+            }
+        }
+        self.todo = again;
+    }
+
+    /// Every row's result.
+    pub fn finish(self) -> Result<Vec<Enqueued>> {
+        self.result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+    }
+}
+
 /// Validates `jobs` and lays them out in statements of at most
 /// [`INSERT_CHUNK`] rows. Nothing is sent unless every job is valid.
 pub(crate) fn chunks(jobs: Vec<NewJob>, args_max: usize) -> Result<Vec<Columns>> {
@@ -370,7 +420,7 @@ pub(crate) fn chunks(jobs: Vec<NewJob>, args_max: usize) -> Result<Vec<Columns>>
 }
 
 /// Jobs laid out as the column arrays of `insert.sql`.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Columns {
     pub queue: Vec<String>,
     pub kind: Vec<String>,

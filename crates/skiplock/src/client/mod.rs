@@ -481,13 +481,10 @@ impl Client {
     /// key, so those rows are inserted again (a rare race; at most thrice).
     async fn insert_columns(&self, db: &dyn Exec, cols: &enqueue::Columns) -> Result<Vec<Enqueued>> {
         let s = &self.inner.stmts;
-        let mut result: Vec<Option<Enqueued>> = vec![None; cols.len()];
-        let mut todo: Vec<usize> = (0..cols.len()).collect();
-        for _ in 0..3 {
-            let sub = if todo.len() == cols.len() { None } else { Some(cols.subset(&todo)) };
-            let cols = sub.as_ref().unwrap_or(cols);
+        let mut rounds = enqueue::Resolver::new(cols);
+        while let Some(cols) = rounds.next_round() {
             let (wake, later) = self.inner.wakeups.decide(cols.due_queues());
-            let out = db::job::insert(db, s, cols, &wake).await.map_err(|e| self.pg(e))?;
+            let out = db::job::insert(db, s, &cols, &wake).await.map_err(|e| self.pg(e))?;
             self.wake_later(later);
             let keys = out.taken_keys();
             let holders = if keys.is_empty() {
@@ -495,19 +492,9 @@ impl Client {
             } else {
                 db::job::holders(db, s, &keys).await.map_err(|e| self.pg(e))?
             };
-            let mut again = Vec::new();
-            for (j, r) in out.resolve(&holders).into_iter().enumerate() {
-                match r {
-                    Some(e) => result[todo[j]] = Some(e),
-                    None => again.push(todo[j]),
-                }
-            }
-            if again.is_empty() {
-                break;
-            }
-            todo = again;
+            rounds.record(&out, &holders);
         }
-        result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
+        rounds.finish()
     }
 
     /// Sends the trailing wake-ups the rate limit held back, each when its

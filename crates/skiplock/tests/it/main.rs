@@ -12,6 +12,7 @@ mod model;
 mod periodic;
 mod pgbouncer;
 mod retention;
+mod security;
 mod sql_api;
 #[cfg(feature = "sqlx")]
 mod sqlx_tx;

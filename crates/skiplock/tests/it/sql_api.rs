@@ -160,6 +160,24 @@ async fn bad_input_fails_with_the_field_named_as_in_rust() {
         rust_err(NewJob::new("k", &(), EnqueueOptions::new().max_attempts(0)).unwrap()).await
     );
     assert_eq!(sql_err("SELECT skiplock.enqueue('k', NULL)").await, "invalid args: must not be null (use '{}')");
+    // Empty, overlong and SQL-looking names; out-of-range numbers and times; big args.
+    for (sql, want) in [
+        ("SELECT skiplock.enqueue('', '{}')", "invalid kind: must not be empty"),
+        ("SELECT skiplock.enqueue(repeat('k', 256), '{}')", "invalid kind: is 256 bytes long"),
+        ("SELECT skiplock.enqueue('k', '{}', queue => repeat('q', 129))", "invalid queue: is 129 bytes long"),
+        ("SELECT skiplock.enqueue('k''); DROP TABLE skiplock.jobs; --', '{}')", "invalid kind:"),
+        ("SELECT skiplock.enqueue('k', '{}', queue => '\"; drop table')", "invalid queue:"),
+        ("SELECT skiplock.enqueue('k', '{}', max_attempts => -1)", "invalid max_attempts: -1 is out of range"),
+        ("SELECT skiplock.enqueue('k', '{}', priority => -1)", "invalid priority: -1 is out of range"),
+        ("SELECT skiplock.enqueue('k', '{}', run_at => '1969-12-31T00:00:00Z')", "invalid run_at:"),
+        (
+            "SELECT skiplock.enqueue('k', jsonb_build_object('x', repeat('x', 1048576)))",
+            "invalid args: is 1048585 bytes",
+        ),
+    ] {
+        let got = sql_err(sql).await;
+        assert!(got.starts_with(want), "{sql}: {got}");
+    }
     assert!(
         sql_err("SELECT skiplock.enqueue('k', '{}', run_at => now() + interval '20 years')")
             .await

@@ -7,13 +7,13 @@ use futures_util::StreamExt as _;
 use skiplock::{EnqueueOptions, NewJob};
 use tokio_postgres::AsyncMessage;
 
-use crate::support::fresh_with;
+use crate::support::{TestDb, fresh_with};
 
-#[tokio::test]
-async fn a_burst_of_enqueues_sends_a_leading_and_a_trailing_notify() {
-    let t = fresh_with(|b| b.notify_interval(Duration::from_millis(300))).await;
+/// A connection listening on the insert channel, and the payloads (queue
+/// names) of the notifications it receives.
+async fn listen(t: &TestDb) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (listener, mut conn) = tokio_postgres::connect(t.db.url(), tokio_postgres::NoTls).await.unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
         while let Some(Ok(m)) = stream.next().await {
@@ -23,6 +23,13 @@ async fn a_burst_of_enqueues_sends_a_leading_and_a_trailing_notify() {
         }
     });
     listener.batch_execute("LISTEN skiplock_insert").await.unwrap();
+    (listener, rx)
+}
+
+#[tokio::test]
+async fn a_burst_of_enqueues_sends_a_leading_and_a_trailing_notify() {
+    let t = fresh_with(|b| b.notify_interval(Duration::from_millis(300))).await;
+    let (listener, mut rx) = listen(&t).await;
 
     for i in 0..40 {
         t.client.enqueue_job(NewJob::new("k", &i, EnqueueOptions::new().queue("burst")).unwrap()).await.unwrap();
@@ -44,17 +51,7 @@ async fn a_burst_of_enqueues_sends_a_leading_and_a_trailing_notify() {
 #[tokio::test]
 async fn scheduled_jobs_wake_no_one() {
     let t = fresh_with(|b| b.notify_interval(Duration::ZERO)).await;
-    let (listener, mut conn) = tokio_postgres::connect(t.db.url(), tokio_postgres::NoTls).await.unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-        while let Some(Ok(m)) = stream.next().await {
-            if let AsyncMessage::Notification(n) = m {
-                let _ = tx.send(n.payload().to_owned());
-            }
-        }
-    });
-    listener.batch_execute("LISTEN skiplock_insert").await.unwrap();
+    let (listener, mut rx) = listen(&t).await;
     let later = EnqueueOptions::new().queue("later").delay(Duration::from_secs(600));
     t.client.enqueue_job(NewJob::new("k", &1, later).unwrap()).await.unwrap();
     t.client.enqueue_job(NewJob::new("k", &2, EnqueueOptions::new().queue("now")).unwrap()).await.unwrap();

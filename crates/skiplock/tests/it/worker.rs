@@ -360,6 +360,15 @@ async fn bad_worker_settings_are_rejected() {
     assert!(e.to_string().starts_with("invalid concurrency:"), "{e}");
     let e = builder(&t).queue("bad name", 1).build().err().unwrap();
     assert!(e.to_string().starts_with("invalid queue:"), "{e}");
+    let e = builder(&t).queue("q", 1).register_raw("\"; drop table", None, |_a, _c| async { Ok(()) }).build();
+    assert!(e.err().unwrap().to_string().starts_with("invalid kind:"));
+    let any = || |_a: Box<serde_json::value::RawValue>, _c: JobContext| async { Ok(()) };
+    let e = builder(&t).queue("q", 1).register_any(None, any()).register_any(None, any()).build().err().unwrap();
+    assert_eq!(e.to_string(), "invalid kind: a catch-all handler is registered twice");
+    let e = builder(&t).queue("q", 1).queue("q", 2).build().err().unwrap();
+    assert!(e.to_string().starts_with("invalid queue: \"q\" is configured twice"), "{e}");
+    let e = builder(&t).queue("q", 1).lease(Duration::from_millis(10)).build().err().unwrap();
+    assert_eq!(e.to_string(), "invalid lease: must be at least 100ms");
 }
 
 #[tokio::test]
