@@ -51,7 +51,7 @@ async fn a_burst_of_enqueues_sends_a_leading_and_a_trailing_notify() {
 #[tokio::test]
 async fn scheduled_jobs_wake_no_one() {
     let t = fresh_with(|b| b.notify_interval(Duration::ZERO)).await;
-    let (listener, mut rx) = listen(&t).await;
+    let (_listener, mut rx) = listen(&t).await;
     let later = EnqueueOptions::new().queue("later").delay(Duration::from_secs(600));
     t.client.enqueue_job(NewJob::new("k", &1, later).unwrap()).await.unwrap();
     t.client.enqueue_job(NewJob::new("k", &2, EnqueueOptions::new().queue("now")).unwrap()).await.unwrap();
