@@ -8,23 +8,22 @@
 //! - `block`: logs its start, then runs until it is told to stop.
 //! - `sleep:MS`: logs, sleeps `MS` milliseconds (or until told to stop).
 //!
-//! The handlers that log expect the test to have created
+//! The handlers that log expect `public.fleet_log` (created by
+//! `skiplock_fleet::setup`) in the database at `--log-url`, which defaults
+//! to `--database-url`: a test that breaks the queue's database or its
+//! network keeps its log elsewhere, out of harm's way.
 //!
-//! ```sql
-//! CREATE TABLE public.fleet_log (
-//!     id bigserial PRIMARY KEY, job_id bigint NOT NULL, attempt int NOT NULL,
-//!     pid int NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz)
-//! ```
-//!
-//! It prints `ready` on stdout once its LISTEN connection is up, and shuts
-//! down gracefully on SIGTERM or SIGINT (a second signal stops at once).
+//! It prints `ready` on stdout once its LISTEN connection is up (at once with
+//! `--listen off`), and with `--print-outcomes` a line per outcome written
+//! (`finished ID STATE`) or refused as stale (`stale ID`). It shuts down
+//! gracefully on SIGTERM or SIGINT (a second signal stops at once).
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
-use skiplock::{Event, JobContext, JobError, Worker};
+use skiplock::{Event, JobContext, JobError, Listen, StatementMode, Worker};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Connections of the `fleet_log` pool, at most.
@@ -32,7 +31,7 @@ const LOG_POOL_MAX: usize = 8;
 
 /// The worker's settings; unset ones take the library's defaults.
 #[derive(Debug, clap::Parser)]
-#[command(name = "skiplock-fleet-worker")]
+#[command(name = "skiplock-fleet-worker", args_override_self = true)]
 struct Args {
     /// The database, already migrated
     #[arg(long, value_name = "URL")]
@@ -61,6 +60,43 @@ struct Args {
     /// Run no maintenance services (rescuer, scheduler) in this process
     #[arg(long)]
     no_maintenance: bool,
+    /// The leader's lease, in milliseconds
+    #[arg(long, value_name = "MS")]
+    leader_lease_ms: Option<u64>,
+    /// Where to LISTEN: auto (on a connection like the pool's), off (poll
+    /// only), or a postgres:// URL (a direct connection, past PgBouncer)
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_listen)]
+    listen: Listen,
+    /// How statements are sent: prepared, or unnamed (PgBouncer in
+    /// transaction mode)
+    #[arg(long, value_name = "MODE", default_value = "prepared", value_parser = parse_statement_mode)]
+    statement_mode: StatementMode,
+    /// Longest wait for one statement, in milliseconds
+    #[arg(long, value_name = "MS")]
+    statement_timeout_ms: Option<u64>,
+    /// The database holding `public.fleet_log` (default: --database-url)
+    #[arg(long, value_name = "URL")]
+    log_url: Option<String>,
+    /// Print `finished ID STATE` or `stale ID` on stdout for each outcome
+    #[arg(long)]
+    print_outcomes: bool,
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    match s {
+        "auto" => Ok(Listen::Auto),
+        "off" => Ok(Listen::Disabled),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(Listen::Url(url.to_owned())),
+        _ => Err(format!("{s:?} is not auto, off or a postgres:// URL")),
+    }
+}
+
+fn parse_statement_mode(s: &str) -> Result<StatementMode, String> {
+    match s {
+        "prepared" => Ok(StatementMode::Prepared),
+        "unnamed" => Ok(StatementMode::Unnamed),
+        _ => Err(format!("{s:?} is not prepared or unnamed")),
+    }
 }
 
 /// What a job does.
@@ -137,16 +173,28 @@ async fn log_end(pool: &deadpool_postgres::Pool, row: i64) -> Result<(), JobErro
     Ok(())
 }
 
-/// Prints `ready` once the LISTEN connection is up.
-async fn announce_ready(mut events: tokio::sync::broadcast::Receiver<Event>) {
+/// Prints `ready` once the LISTEN connection is up (at once if `listening`
+/// is false), and with `outcomes` a line per outcome written or refused.
+async fn announce(mut events: tokio::sync::broadcast::Receiver<Event>, listening: bool, outcomes: bool) {
+    let mut ready = !listening;
+    if ready {
+        println!("ready");
+    }
     loop {
         match events.recv().await {
-            Ok(Event::ListenerConnected) => {
+            Ok(Event::ListenerConnected) if !ready => {
+                ready = true;
                 println!("ready");
-                return;
             }
+            Ok(Event::Finished { id, state }) if outcomes => println!("finished {id} {state}"),
+            Ok(Event::Stale { id }) if outcomes => println!("stale {id}"),
+            // Outcomes missed: say so, so that a test fails rather than waits.
+            Err(RecvError::Lagged(n)) if outcomes => println!("lagged {n}"),
             Ok(_) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
+        }
+        if ready && !outcomes {
+            return;
         }
     }
 }
@@ -162,7 +210,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Handler::Noop => None,
         Handler::Log | Handler::Block | Handler::Sleep(_) => {
             let cfg = deadpool_postgres::Config {
-                url: Some(args.database_url.clone()),
+                url: Some(args.log_url.clone().unwrap_or_else(|| args.database_url.clone())),
                 pool: Some(deadpool_postgres::PoolConfig::new(args.concurrency.clamp(1, LOG_POOL_MAX))),
                 ..Default::default()
             };
@@ -171,7 +219,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let runner = Arc::new(Runner { handler: args.handler, log });
 
-    let client = skiplock::Client::connect(&args.database_url)?;
+    let mut client = skiplock::Client::builder(&args.database_url).statement_mode(args.statement_mode);
+    if let Some(ms) = args.statement_timeout_ms {
+        client = client.statement_timeout(Some(Duration::from_millis(ms)));
+    }
+    let client = client.build()?;
     let mut builder = Worker::builder(client).queue(&args.queue, args.concurrency).register_any(None, move |_, job| {
         let runner = runner.clone();
         async move { runner.run(job).await }
@@ -191,8 +243,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if args.no_maintenance {
         builder = builder.maintenance(false);
     }
-    let worker = builder.build()?;
-    tokio::spawn(announce_ready(worker.subscribe()));
+    if let Some(ms) = args.leader_lease_ms {
+        builder = builder.leader_lease(Duration::from_millis(ms));
+    }
+    // No LISTEN connection: off, or unnamed statements without a URL.
+    let listening = match args.listen {
+        Listen::Disabled => false,
+        Listen::Auto => args.statement_mode == StatementMode::Prepared,
+        Listen::Url(_) => true,
+    };
+    let worker = builder.listen(args.listen).build()?;
+    tokio::spawn(announce(worker.subscribe(), listening, args.print_outcomes));
     worker.run_until_signal().await?;
     Ok(())
 }

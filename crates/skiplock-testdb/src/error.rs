@@ -20,6 +20,10 @@ pub enum Error {
         searched: String,
     },
 
+    /// No `pgbouncer` program in `/usr/sbin` or `/usr/bin`.
+    #[error("pgbouncer is not installed: `apt-get install pgbouncer` (debian/ubuntu)")]
+    PgBouncerNotFound,
+
     /// We run as root, which the server refuses, and there is no `postgres` user to run it as.
     #[error(
         "running as root, but there is no `postgres` system user to run the server as; \

@@ -8,6 +8,7 @@
 //!   named by `SKIPLOCK_TEST_DATABASE_URL` or `DATABASE_URL`.
 //! - [`Cluster`] and [`ClusterOptions`]: a private server to stop, crash and restart (fault
 //!   tests), or to tune (benchmarks, the demo).
+//! - [`PgBouncer`]: a pgbouncer in transaction pooling mode in front of a test server.
 //! - [`find_bin_dir`]: where the server programs are (`PG_BIN` overrides).
 //! - [`Error`]: everything that can go wrong, with the server's log when it would not start.
 //!
@@ -43,6 +44,7 @@ mod bin_dir;
 mod cluster;
 mod database;
 mod error;
+mod pgbouncer;
 mod process;
 mod registry;
 
@@ -50,3 +52,4 @@ pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterOptions, MAX_CONNECTIONS_DEFAULT, SHARED_BUFFERS_DEFAULT};
 pub use database::{TestDatabase, fresh_database};
 pub use error::{Error, InitError};
+pub use pgbouncer::PgBouncer;
