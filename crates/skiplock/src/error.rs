@@ -28,7 +28,7 @@ pub enum Error {
     },
     /// The skiplock schema is missing or older than this library: run
     /// `skiplock migrate` or [`crate::migrate`] (SQLSTATE 42P01, 42883, 3F000).
-    #[error("the skiplock schema {schema:?} is not migrated (run `skiplock migrate`): {source}")]
+    #[error("the skiplock schema {schema:?} is not migrated (run `skiplock migrate`): {}", describe(source))]
     NotMigrated {
         /// The schema that was used.
         schema: String,
@@ -52,10 +52,10 @@ pub enum Error {
     Pool(String),
     /// A database error that retrying may fix: connection lost, serialization
     /// failure, deadlock, server shutting down, too many connections.
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable: {}", describe(.0))]
     Transient(#[source] tokio_postgres::Error),
     /// Any other database error.
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Database(#[source] tokio_postgres::Error),
     /// The database did not answer within the statement timeout; the
     /// connection was dropped. Retrying may help.
@@ -141,6 +141,24 @@ impl Error {
             return Error::Transient(e);
         }
         Error::Database(e)
+    }
+}
+
+/// A driver error as one line: the server's code, message and detail (the
+/// driver's own Display says only "db error"), or the transport's cause.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(detail) = db.detail() {
+            s.push_str(" (");
+            s.push_str(detail);
+            s.push(')');
+        }
+        return s;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 

@@ -119,15 +119,17 @@ pub(crate) fn error_text(s: &str) -> String {
 }
 
 /// Outcomes as the arrays of `finish_claim.sql`.
-fn finish_columns(items: &[Finish], keep_completed: bool) -> Result<FinishColumns> {
+/// Error texts are stored trimmed and without credentials (`redact`).
+fn finish_columns(items: &[Finish], keep_completed: bool, redact: impl Fn(&str) -> String) -> Result<FinishColumns> {
     let mut c = FinishColumns { keep_completed, ..FinishColumns::default() };
+    let text = |s: &str| error_text(&redact(s));
     for f in items {
         let (outcome, error, delay) = match &f.outcome {
             Outcome::Completed => ("completed", None, Duration::ZERO),
-            Outcome::Failed { error, retry_in } => ("failed", Some(error_text(error)), *retry_in),
+            Outcome::Failed { error, retry_in } => ("failed", Some(text(error)), *retry_in),
             Outcome::Snoozed(d) => ("snoozed", None, *d),
-            Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(error_text), Duration::ZERO),
-            Outcome::Discarded(reason) => ("discarded", Some(error_text(reason)), Duration::ZERO),
+            Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(text), Duration::ZERO),
+            Outcome::Discarded(reason) => ("discarded", Some(text(reason)), Duration::ZERO),
             Outcome::Released => ("released", None, Duration::ZERO),
         };
         c.id.push(f.lease.id);
@@ -193,7 +195,7 @@ impl Client {
             return Ok(FinishReport::default());
         }
         let db = self.db().await?;
-        let cols = finish_columns(items, keep_completed)?;
+        let cols = finish_columns(items, keep_completed, |t| self.redact(t))?;
         let (applied, _) =
             q::finish_claim(&db, self.stmts(), &cols, &JobClaimParams::NONE).await.map_err(|e| self.pg(e))?;
         Ok(report(items, applied))
@@ -227,7 +229,7 @@ impl Client {
         let (applied, claimed) = q::finish_claim(
             &db,
             self.stmts(),
-            &finish_columns(items, keep_completed)?,
+            &finish_columns(items, keep_completed, |t| self.redact(t))?,
             &JobClaimParams { queue, limit, lease_ms, worker },
         )
         .await

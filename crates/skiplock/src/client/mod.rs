@@ -342,6 +342,19 @@ impl Client {
         Error::from_db(e, self.inner.schema.name())
     }
 
+    /// Error text as it may be stored: without this client's database
+    /// password or any URL's credentials (a handler's error may quote a
+    /// connection string).
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = redact_credentials(text);
+        if let Some(pw) = self.inner.pg_config.get_password()
+            && !pw.is_empty()
+        {
+            out = out.replace(&*String::from_utf8_lossy(pw), "***");
+        }
+        out
+    }
+
     /// A pooled connection that runs statements in this client's mode and
     /// within its statement timeout.
     pub(crate) async fn db(&self) -> Result<Pooled> {

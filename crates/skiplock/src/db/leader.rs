@@ -19,7 +19,7 @@ pub(crate) struct Held {
 /// another process holds it.
 pub(crate) async fn elect(db: &dyn Exec, s: &Statements, id: &str, lease_ms: i64) -> Result<Option<Held>, PgError> {
     let rows = db.run(&s.leader_elect, &[&id, &lease_ms]).await?;
-    Ok(rows.first().map(|r| Held { elected_at: r.get(0), expires_at: r.get(1), db_now: r.get(2) }))
+    rows.first().map(held).transpose()
 }
 
 /// Deletes the leader row if `id` holds it; true if it did.
@@ -30,16 +30,27 @@ pub(crate) async fn resign(db: &dyn Exec, s: &Statements, id: &str) -> Result<bo
 /// In a transaction: locks the leader row FOR SHARE if `id` leads now, and
 /// returns the database clock; `None` if it does not lead.
 pub(crate) async fn guard(db: &dyn Exec, s: &Statements, id: &str) -> Result<Option<DateTime<Utc>>, PgError> {
-    Ok(db.run(&s.leader_guard, &[&id]).await?.first().map(|r| r.get(0)))
+    Ok(db.run(&s.leader_guard, &[&id]).await?.first().map(|r| r.try_get(0)).transpose()?)
 }
 
 /// The database's clock now.
 pub(crate) async fn clock(db: &dyn Exec, s: &Statements) -> Result<DateTime<Utc>, PgError> {
-    Ok(db.run(&s.leader_clock, &[]).await?.first().expect("one row").get(0))
+    let rows = db.run(&s.leader_clock, &[]).await?;
+    Ok(rows.first().expect("one row").try_get(0)?)
 }
 
 /// The current leader, if its lease holds: (id, held).
 pub(crate) async fn get(db: &dyn Exec, s: &Statements) -> Result<Option<(String, Held)>, PgError> {
     let rows = db.run(&s.leader_get, &[]).await?;
-    Ok(rows.first().map(|r| (r.get(0), Held { elected_at: r.get(1), expires_at: r.get(2), db_now: r.get(3) })))
+    rows.first()
+        .map(|r| {
+            Ok((r.try_get(0)?, Held { elected_at: r.try_get(1)?, expires_at: r.try_get(2)?, db_now: r.try_get(3)? }))
+        })
+        .transpose()
+}
+
+/// Decodes (elected_at, expires_at, db_now); a malformed row is an error,
+/// never a panic in the election task.
+fn held(r: &tokio_postgres::Row) -> Result<Held, PgError> {
+    Ok(Held { elected_at: r.try_get(0)?, expires_at: r.try_get(1)?, db_now: r.try_get(2)? })
 }

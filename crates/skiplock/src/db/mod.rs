@@ -170,6 +170,10 @@ impl Pooled {
 impl Exec for Pooled {
     fn run<'a>(&'a self, stmt: &'a Stmt, params: &'a [&'a (dyn ToSql + Sync)]) -> RunFuture<'a> {
         Box::pin(async move {
+            // Broken until the answer is read: a caller that drops this
+            // future mid-flight (its own timeout, a select) leaves a request
+            // on the wire, and the connection must not serve anyone else.
+            let was_broken = self.broken.swap(true, Ordering::Relaxed);
             let result = match self.timeout {
                 Some(limit) => match tokio::time::timeout(limit, self.query(stmt, params)).await {
                     Ok(r) => r,
@@ -180,13 +184,10 @@ impl Exec for Pooled {
                 },
                 None => self.query(stmt, params).await,
             };
-            result.map_err(|e| {
-                if e.code().is_none() {
-                    // No SQLSTATE: the transport failed, not the statement.
-                    self.broken.store(true, Ordering::Relaxed);
-                }
-                DbError::Pg(e)
-            })
+            // No SQLSTATE means the transport failed, not the statement.
+            let transport_failed = matches!(&result, Err(e) if e.code().is_none());
+            self.broken.store(was_broken || transport_failed, Ordering::Relaxed);
+            result.map_err(DbError::Pg)
         })
     }
 }

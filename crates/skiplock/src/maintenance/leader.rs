@@ -67,7 +67,10 @@ pub struct LeaderInfo {
 impl Inner {
     fn set_leader(&self, deadline: Instant) {
         *self.leader.deadline.lock().expect("not poisoned") = Some(deadline);
-        if !self.leader.flag.send_replace(true) {
+        // send_if_modified: a renewal must not wake the services' loops
+        // (watch receivers are woken by every send).
+        let won = self.leader.flag.send_if_modified(|leading| !std::mem::replace(leading, true));
+        if won {
             tracing::info!(id = %self.id, "elected leader: running the maintenance services");
             self.emit(Event::LeaderElected);
         }
@@ -76,7 +79,8 @@ impl Inner {
     /// Drops leadership (locally) and says why.
     pub(crate) fn lost(&self, why: &str) {
         *self.leader.deadline.lock().expect("not poisoned") = None;
-        if self.leader.flag.send_replace(false) {
+        let was = self.leader.flag.send_if_modified(|leading| std::mem::replace(leading, false));
+        if was {
             tracing::warn!(id = %self.id, why, "no longer the leader");
             self.emit(Event::LeaderLost);
         }

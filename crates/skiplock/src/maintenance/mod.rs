@@ -82,7 +82,7 @@ pub use vacuum::{VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
 use crate::client::{Client, PromoteReport, RescueReport};
 use crate::error::{Error, Result};
-use crate::runtime::{Event, Shared};
+use crate::runtime::{Event, Shared, spawn_service};
 use crate::validate;
 
 /// The maintenance services of one process, and its part in the leader
@@ -435,12 +435,18 @@ impl Inner {
 /// Starts the elector and every maintenance service of a worker.
 pub(crate) fn spawn(sh: Arc<Shared>) -> Vec<JoinHandle<()>> {
     let m = sh.cfg.services.clone().expect("a worker with maintenance on builds its services").inner;
+    macro_rules! service {
+        ($name:literal, $run:path) => {{
+            let (s, m) = (sh.clone(), m.clone());
+            spawn_service(&sh, $name, move || $run(s.clone(), m.clone()))
+        }};
+    }
     vec![
-        tokio::spawn(leader::run(sh.clone(), m.clone())),
-        tokio::spawn(rescuer::run(sh.clone(), m.clone())),
-        tokio::spawn(scheduler::run(sh.clone(), m.clone())),
-        tokio::spawn(cron::run(sh.clone(), m.clone())),
-        tokio::spawn(partitions::run(sh.clone(), m.clone())),
-        tokio::spawn(vacuum::run(sh, m)),
+        service!("leader", leader::run),
+        service!("rescuer", rescuer::run),
+        service!("scheduler", scheduler::run),
+        service!("cron", cron::run),
+        service!("partitions", partitions::run),
+        service!("vacuum", vacuum::run),
     ]
 }

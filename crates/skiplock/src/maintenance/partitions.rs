@@ -22,7 +22,8 @@ pub const ARCHIVE_DAYS_AHEAD_DEFAULT: u32 = 3;
 /// How often the leader creates partitions and applies retention: every
 /// 10 minutes (and at once on being elected).
 pub const ARCHIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
-/// Longest wait for a lock by the archive's DDL: 1 second.
+/// Longest wait for a lock by the archive's DDL: 1 second, or a quarter of
+/// the leader lease if that is shorter.
 pub const ARCHIVE_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Wait before trying a failed archive pass again: 30 seconds.
 const ARCHIVE_RETRY: Duration = Duration::from_secs(30);
@@ -31,7 +32,10 @@ const ARCHIVE_RETRY: Duration = Duration::from_secs(30);
 /// leader's transaction: partitions ahead, then retention.
 pub(crate) async fn pass(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<ArchiveReport> {
     let (s, pg) = (m.client.stmts(), |e| m.client.pg(e));
-    let timeout = format!("{}ms", ARCHIVE_LOCK_TIMEOUT.as_millis());
+    // The pass holds the leader row (FOR SHARE) while it waits for locks,
+    // and the leader's renewal waits behind it: keep the wait well inside
+    // the renewal's own timeout (half a lease).
+    let timeout = format!("{}ms", ARCHIVE_LOCK_TIMEOUT.min(m.lease / 4).as_millis().max(1));
     db::archive::lock_timeout(tx, s, &timeout).await.map_err(pg)?;
     let mut report = ArchiveReport {
         created: db::archive::ensure(tx, s, at, i32::try_from(m.days_ahead).unwrap_or(i32::MAX)).await.map_err(pg)?,

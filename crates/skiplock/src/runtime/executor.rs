@@ -60,7 +60,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, job: ClaimedJob, slot:
                 };
                 metrics::histogram!("skiplock_job_run_seconds", "kind" => job.kind.clone())
                     .record(started.elapsed().as_secs_f64());
-                classify(&sh, &q, &running, ended)
+                classify(&q, &running, ended)
             }
             None => {
                 tracing::warn!(kind = %job.kind, "no handler registered for this kind; the attempt fails and is retried");
@@ -97,23 +97,19 @@ async fn stop_requested(sh: &Shared, job: &RunningJob) -> CancelReason {
     reason
 }
 
-fn classify(sh: &Shared, q: &QueueRt, job: &RunningJob, ended: Ended) -> Outcome {
+fn classify(q: &QueueRt, job: &RunningJob, ended: Ended) -> Outcome {
     let attempt = job.attempt;
-    let fail = |error: String| Outcome::Failed { error: sh.redact(&error), retry_in: q.backoff.delay(attempt) };
+    let fail = |error: String| Outcome::Failed { error, retry_in: q.backoff.delay(attempt) };
     match ended {
         Ended::Returned(Ok(())) => Outcome::Completed,
         Ended::Returned(Err(e)) => match (e.kind, job.cancel_reason()) {
             (JobErrorKind::Snooze(d), _) => Outcome::Snoozed(d),
-            (JobErrorKind::Cancel(r), _) => Outcome::Cancelled(Some(sh.redact(&r))),
-            (JobErrorKind::Discard(r), _) => Outcome::Discarded(sh.redact(&r)),
+            (JobErrorKind::Cancel(r), _) => Outcome::Cancelled(Some(r)),
+            (JobErrorKind::Discard(r), _) => Outcome::Discarded(r),
             // A handler that gave up because it was told to stop.
-            (JobErrorKind::Retry { error, .. }, Some(CancelReason::Cancelled)) => {
-                Outcome::Cancelled(Some(sh.redact(&error)))
-            }
+            (JobErrorKind::Retry { error, .. }, Some(CancelReason::Cancelled)) => Outcome::Cancelled(Some(error)),
             (JobErrorKind::Retry { .. }, Some(CancelReason::Shutdown | CancelReason::LeaseLost)) => Outcome::Released,
-            (JobErrorKind::Retry { error, after: Some(after) }, None) => {
-                Outcome::Failed { error: sh.redact(&error), retry_in: after }
-            }
+            (JobErrorKind::Retry { error, after: Some(after) }, None) => Outcome::Failed { error, retry_in: after },
             (JobErrorKind::Retry { error, after: None }, None) => fail(error),
         },
         Ended::Panicked(msg) => fail(format!("panicked: {msg}")),

@@ -82,8 +82,11 @@ async fn beat_once(sh: Arc<Shared>) {
             }
             sh.emit(super::Event::Heartbeat { extended: report.extended.len(), lost: report.lost.len() });
             for id in report.lost {
-                tracing::warn!(id, "lease lost (rescued or finished elsewhere); stopping the handler");
-                sh.cancel_running(id, CancelReason::LeaseLost);
+                // A job that finished since the heartbeat's snapshot is
+                // "lost" too (its row is gone): only a running one matters.
+                if sh.cancel_running(id, CancelReason::LeaseLost) {
+                    tracing::warn!(id, "lease lost (rescued or finished elsewhere); stopping the handler");
+                }
             }
             for id in report.cancel_requested {
                 sh.cancel_running(id, CancelReason::Cancelled);

@@ -175,18 +175,6 @@ impl Shared {
         }
     }
 
-    /// Error text as it may be stored: without the database password or any
-    /// URL's credentials (a handler's error may quote a connection string).
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = crate::client::redact_credentials(text);
-        if let Some(pw) = self.client.pg_config().get_password()
-            && !pw.is_empty()
-        {
-            out = out.replace(&*String::from_utf8_lossy(pw), "***");
-        }
-        out
-    }
-
     /// Wakes every producer (after a lost LISTEN connection came back).
     pub fn wake_all(&self, source: WakeSource) {
         for q in &self.queues {
@@ -310,8 +298,10 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         .flat_map(|q| (0..q.wakers.len()).map(|i| tokio::spawn(producer::run(shared.clone(), q.clone(), i))))
         .collect();
     let completer = tokio::spawn(completer::run(shared.clone()));
-    let mut services = vec![tokio::spawn(heartbeat::run(shared.clone()))];
-    services.push(tokio::spawn(crate::notify::run(shared.clone())));
+    let sh = shared.clone();
+    let mut services = vec![spawn_service(&shared, "heartbeat", move || heartbeat::run(sh.clone()))];
+    let sh = shared.clone();
+    services.push(spawn_service(&shared, "listener", move || crate::notify::run(sh.clone())));
     if cfg.maintenance {
         services.extend(crate::maintenance::spawn(shared.clone()));
     }
@@ -322,6 +312,32 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         services: Mutex::new(services),
         stopped: tokio::sync::OnceCell::new(),
     }
+}
+
+/// Spawns a long-running service, restarting it if it panics: a bug in one
+/// pass must not leave the worker without its heartbeat, its listener or
+/// its maintenance. It ends when the service returns (at shutdown).
+pub(crate) fn spawn_service<F, Fut>(sh: &Arc<Shared>, name: &'static str, service: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let stop = sh.services_stop.clone();
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(service()).await {
+                Ok(()) => return,
+                Err(e) if e.is_panic() => {
+                    tracing::error!(service = name, "service panicked; restarting it in a second");
+                    metrics::counter!("skiplock_service_panics_total", "service" => name).increment(1);
+                    if !sleep_or(&stop, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    })
 }
 
 /// Sleeps for `d` unless `stop` fires first; true if it slept in full.

@@ -74,6 +74,10 @@ BEGIN
     IF to_regclass(format('%I.%I', '{schema_name}', part)) IS NOT NULL THEN
         RETURN NULL;
     END IF;
+    -- Hold finishes off (they insert into the archive) until this commits:
+    -- a row landing in the default partition between the move below and
+    -- the ATTACH would fail the ATTACH, or the finish itself (23514).
+    LOCK TABLE {schema}.jobs_archive IN SHARE ROW EXCLUSIVE MODE;
     EXECUTE format('CREATE TABLE %I.%I (LIKE {schema}.jobs_archive INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
                    ' PARTITION BY LIST (state)', '{schema_name}', part);
     FOREACH st IN ARRAY ARRAY['completed', 'cancelled', 'discarded'] LOOP
@@ -159,6 +163,18 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The archive's DDL runs with its owner's rights (SECURITY DEFINER), so a
+-- worker role without ownership can still keep the partitions; nobody but
+-- the roles granted EXECUTE may call these (see docs/OPERATIONS.md).
+ALTER FUNCTION {schema}.archive_partition_create(date) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION {schema}.archive_partitions_ensure(timestamptz, integer)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION {schema}.archive_partitions_expire(timestamptz, interval, interval, interval)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE EXECUTE ON FUNCTION {schema}.archive_partition_create(date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.archive_partitions_ensure(timestamptz, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.archive_partitions_expire(timestamptz, interval, interval, interval) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- The SQL API: enqueue, enqueue_many, cancel, retry, pause, resume. Input is
