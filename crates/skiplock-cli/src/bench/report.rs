@@ -156,19 +156,23 @@ impl Section {
             ("metric", false),
             ("unit", false),
             ("median", true),
-            ("spread", true),
+            ("range (min-max)", true),
             ("ceiling", true),
             ("ratio", true),
             ("note", false),
         ]);
         for r in &self.rows {
-            let spread = r.value.spread();
+            let range = if self.runs > 1 && r.value.min.is_finite() {
+                format!("{}-{}", r.unit.show(r.value.min), r.unit.show(r.value.max))
+            } else {
+                "-".into()
+            };
             table.row(vec![
                 r.case.clone(),
                 r.metric.to_owned(),
                 r.unit.label().to_owned(),
                 r.unit.show(r.value.median),
-                if self.runs > 1 && spread.is_finite() { format!("±{:.1}%", spread * 100.0) } else { "-".into() },
+                range,
                 r.ceiling.as_ref().map_or_else(|| "-".into(), |c| r.unit.show(c.median)),
                 r.ratio.filter(|x| x.is_finite()).map_or_else(|| "-".into(), |x| format!("{x:.2}")),
                 r.note.clone().unwrap_or_default(),
@@ -237,6 +241,6 @@ mod tests {
         assert_eq!(r.ratio, Some(60.0 / 110.0));
         let text = Section { rows: vec![r], ..Section::new("w9", "test", "how", 3) }.render();
         assert!(text.contains("W9 test (3 runs"), "{text}");
-        assert!(text.contains("±16.7%"), "{text}");
+        assert!(text.contains("50-70"), "{text}");
     }
 }

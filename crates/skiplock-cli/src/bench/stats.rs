@@ -12,6 +12,9 @@ pub struct Measure {
     pub min: f64,
     /// The largest sample.
     pub max: f64,
+    /// Half the range as a share of the median (0.05 = ±5%); 0 for one
+    /// sample.
+    pub spread: f64,
     /// Every sample, in the order taken.
     pub samples: Vec<f64>,
 }
@@ -21,17 +24,11 @@ impl Measure {
     pub fn of(samples: Vec<f64>) -> Measure {
         let mut sorted = samples.clone();
         sorted.sort_by(f64::total_cmp);
-        Measure {
-            median: percentile_sorted(&sorted, 0.5).unwrap_or(f64::NAN),
-            min: sorted.first().copied().unwrap_or(f64::NAN),
-            max: sorted.last().copied().unwrap_or(f64::NAN),
-            samples,
-        }
-    }
-
-    /// Half the range as a share of the median (0.05 = ±5%); 0 for one sample.
-    pub fn spread(&self) -> f64 {
-        if self.median == 0.0 { 0.0 } else { (self.max - self.min) / 2.0 / self.median.abs() }
+        let median = percentile_sorted(&sorted, 0.5).unwrap_or(f64::NAN);
+        let min = sorted.first().copied().unwrap_or(f64::NAN);
+        let max = sorted.last().copied().unwrap_or(f64::NAN);
+        let spread = if median == 0.0 { 0.0 } else { (max - min) / 2.0 / median.abs() };
+        Measure { median, min, max, spread, samples }
     }
 }
 
@@ -58,10 +55,10 @@ mod tests {
     fn median_spread_and_percentiles() {
         let m = Measure::of(vec![3.0, 1.0, 2.0]);
         assert_eq!((m.median, m.min, m.max), (2.0, 1.0, 3.0));
-        assert_eq!(m.spread(), 0.5);
+        assert_eq!(m.spread, 0.5);
         assert_eq!(m.samples, vec![3.0, 1.0, 2.0]);
         assert_eq!(Measure::of(vec![1.0, 2.0, 3.0, 4.0]).median, 2.5);
-        assert_eq!(Measure::of(vec![7.0]).spread(), 0.0);
+        assert_eq!(Measure::of(vec![7.0]).spread, 0.0);
         assert!(Measure::of(vec![]).median.is_nan());
         let hundred: Vec<f64> = (1..=101).map(f64::from).collect();
         assert_eq!(percentile(&hundred, 0.99), Some(100.0));

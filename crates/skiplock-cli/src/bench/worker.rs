@@ -5,7 +5,7 @@
 //! The worker's event channel holds 4,096 events and a slow receiver loses
 //! the oldest. Counting on a dedicated OS thread keeps up without competing
 //! with the runtime's two worker threads; should it fall behind anyway, the
-//! tally says so and [`Running::wait_for`] counts archived rows instead.
+//! tally says so and [`Running::wait_for`] counts rows instead.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -57,22 +57,34 @@ struct Tally {
 pub struct Running {
     handle: WorkerHandle,
     tally: Arc<Tally>,
-    /// Archived rows when it started (for counting after lost events).
-    archived_before: i64,
+    /// Rows when it started, for counting after lost events: archived ones
+    /// if completed jobs are kept, else (for runs that enqueue nothing
+    /// meanwhile) hot ones.
+    rows_before: i64,
+    keep_completed: bool,
 }
 
-/// Starts a worker on the benchmark queue with `concurrency` slots.
+/// Starts a worker on the benchmark queue with `concurrency` slots and the
+/// library's defaults (completed jobs kept in the archive).
 pub async fn start(db: &Db, client: Client, concurrency: usize) -> Result<Running> {
-    let archived_before = db.count(Count::Archived).await?;
+    start_with(db, client, concurrency, true).await
+}
+
+/// Starts a worker on the benchmark queue with `concurrency` slots that
+/// keeps completed jobs in the archive or, if not `keep_completed`, deletes
+/// them.
+pub async fn start_with(db: &Db, client: Client, concurrency: usize, keep_completed: bool) -> Result<Running> {
+    let rows_before = db.count(if keep_completed { Count::Archived } else { Count::Hot }).await?;
     let worker = Worker::builder(client)
         .queue(db::QUEUE, concurrency)
+        .keep_completed(keep_completed)
         .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
         .build()?;
     let tally = Arc::new(Tally::default());
     let events = worker.subscribe();
     let t = tally.clone();
     std::thread::Builder::new().name("bench-events".into()).spawn(move || count(events, &t))?;
-    Ok(Running { handle: worker.start(), tally, archived_before })
+    Ok(Running { handle: worker.start(), tally, rows_before, keep_completed })
 }
 
 /// Counts events until the worker stops.
@@ -111,12 +123,24 @@ impl Running {
     }
 
     /// Jobs finished so far: by the events, or once events were lost, by
-    /// the archive's rows.
+    /// the rows.
     pub async fn finished_exact(&self, db: &Db) -> Result<u64> {
         if self.lost() == 0 {
             return Ok(self.finished());
         }
-        Ok((db.count(Count::Archived).await? - self.archived_before).max(0) as u64)
+        self.finished_by_rows(db).await
+    }
+
+    /// Jobs finished since the start, counted in the tables: rows added to
+    /// the archive, or when completed jobs are deleted, rows gone from the
+    /// hot table.
+    async fn finished_by_rows(&self, db: &Db) -> Result<u64> {
+        let n = if self.keep_completed {
+            db.count(Count::Archived).await? - self.rows_before
+        } else {
+            self.rows_before - db.count(Count::Hot).await?
+        };
+        Ok(n.max(0) as u64)
     }
 
     /// Claims that returned jobs so far, and the jobs they returned.
@@ -131,7 +155,7 @@ impl Running {
 
     /// Waits until `n` jobs finished since the start (outcomes written),
     /// or `timeout` passes; true if they did. After lost events it counts
-    /// archived rows instead, every [`RECOUNT_EVERY`].
+    /// rows instead, every [`RECOUNT_EVERY`].
     pub async fn wait_for(&self, db: &Db, n: u64, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         self.tally.want.store(n, Ordering::Release);
@@ -142,7 +166,7 @@ impl Running {
                 return Ok(true);
             }
             let lost = self.lost() > 0;
-            if lost && db.count(Count::Archived).await? - self.archived_before >= n as i64 {
+            if lost && self.finished_by_rows(db).await? >= n {
                 return Ok(true);
             }
             let recount = if lost { RECOUNT_EVERY } else { timeout };

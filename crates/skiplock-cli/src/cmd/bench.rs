@@ -8,12 +8,17 @@ use anyhow::Result;
 use super::Ctx;
 
 const EXAMPLES: &str = "\
+Without --database-url it starts a private, durable PostgreSQL cluster (fsync on) in a temporary
+directory and removes it at exit. With one, it works in the schemas skiplock_bench and
+skiplock_bench_ceiling of that database, which it DROPS and recreates (--schema is not used).
+Tables go to stdout, progress to stderr; --json prints the JSON document instead of the tables.
+
 Examples:
   skiplock bench --quick                      # smoke test: small sizes, one run (CI)
   cargo build --release -p skiplock-cli
   target/release/skiplock bench --json-file bench.json   # the full suite, as in docs/BENCHMARKS.md
   target/release/skiplock bench --workload w2 --runs 5   # one workload
-  skiplock bench --pg-setting shared_preload_libraries=pg_stat_statements";
+  skiplock bench --workload w2 --pg-setting synchronous_commit=off   # what commits cost";
 
 /// Measures skiplock against the bare SQL of a SKIP LOCKED queue (the
 /// ceiling) on the same database in the same run: W1 enqueue, W2 drain,
