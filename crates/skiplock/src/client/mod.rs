@@ -115,11 +115,16 @@ impl ClientBuilder {
             .map_err(|e| Error::invalid("database_url", redact_error(&e.to_string(), &self.url)))?;
         if self.statement_mode == StatementMode::Prepared {
             // Queue statements are short; JIT compiling them costs more than
-            // running them. (Not behind PgBouncer, which refuses startup
-            // options; there, statements stay below jit_above_cost.)
+            // running them. And their generic plans are the right ones (the
+            // EXPLAIN tests check them): left to choose, PostgreSQL re-planned
+            // the worker's statement at every execution, 0.58 ms of planning
+            // beside 0.88 ms of running. (Not behind PgBouncer, which refuses
+            // startup options; there, statements stay below jit_above_cost
+            // and unnamed statements are planned each time anyway.)
+            const OPTIONS: &str = "-c jit=off -c plan_cache_mode=force_generic_plan";
             let options = match cfg.get_options() {
-                Some(o) => format!("{o} -c jit=off"),
-                None => "-c jit=off".to_owned(),
+                Some(o) => format!("{o} {OPTIONS}"),
+                None => OPTIONS.to_owned(),
             };
             cfg.options(&options);
         }

@@ -114,8 +114,9 @@ CREATE TABLE {schema}.jobs_archive (
 ) PARTITION BY RANGE (finished_at);
 
 CREATE TABLE {schema}.jobs_archive_default PARTITION OF {schema}.jobs_archive DEFAULT;
+-- One index only: every finish inserts here, and each index is a write per
+-- job. Lookups are by id (show, retry); listing filters the newest ids.
 CREATE INDEX jobs_archive_id_idx ON {schema}.jobs_archive (id);
-CREATE INDEX jobs_archive_queue_finished_idx ON {schema}.jobs_archive (queue, finished_at);
 
 -- Per-queue settings. A queue needs no row to be used; a row exists once an
 -- operator changes a setting (pause) or a worker registers it.
