@@ -493,6 +493,11 @@ impl Columns {
         self.kind.len()
     }
 
+    /// Whether job `i` has a unique key of any kind.
+    pub fn has_unique(&self, i: usize) -> bool {
+        self.unique_key[i].is_some() || self.unique_args[i]
+    }
+
     /// The jobs at `idx`, for asking again about some of them.
     pub fn subset(&self, idx: &[usize]) -> Columns {
         let mut c = Columns::default();

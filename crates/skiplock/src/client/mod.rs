@@ -499,6 +499,17 @@ impl Client {
     /// key, so those rows are inserted again (a rare race; at most thrice).
     async fn insert_columns(&self, db: &dyn Exec, cols: &enqueue::Columns) -> Result<Vec<Enqueued>> {
         let s = &self.inner.stmts;
+        if !(0..cols.len()).any(|i| cols.has_unique(i)) {
+            // No unique keys: the short statements.
+            let (wake, later) = self.inner.wakeups.decide(cols.due_queues());
+            let ids = if cols.len() == 1 {
+                vec![db::job::insert_one(db, s, cols, 0, !wake.is_empty()).await.map_err(|e| self.pg(e))?]
+            } else {
+                db::job::insert_plain(db, s, cols, &wake).await.map_err(|e| self.pg(e))?
+            };
+            self.wake_later(later);
+            return Ok(ids.into_iter().map(|id| Enqueued { id, inserted: true }).collect());
+        }
         let mut rounds = enqueue::Resolver::new(cols);
         while let Some(cols) = rounds.next_round() {
             let (wake, later) = self.inner.wakeups.decide(cols.due_queues());

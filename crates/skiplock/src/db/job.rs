@@ -51,6 +51,69 @@ pub(crate) async fn insert(
     ))
 }
 
+/// Inserts `cols`, none with a unique key, in one statement. Returns their
+/// ids in input order.
+pub(crate) async fn insert_plain(
+    db: &dyn Exec,
+    s: &Statements,
+    cols: &Columns,
+    wake: &[String],
+) -> Result<Vec<i64>, PgError> {
+    let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
+    let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
+    let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
+    let rows = db
+        .run(
+            &s.job_insert_plain,
+            &[
+                &cols.queue,
+                &cols.kind,
+                &args,
+                &cols.priority,
+                &cols.run_at,
+                &cols.delay_ms,
+                &cols.max_attempts,
+                &tags,
+                &meta,
+                &cols.timeout_ms,
+                &wake,
+            ],
+        )
+        .await?;
+    Ok(rows.first().expect("one row").try_get::<_, Option<Vec<i64>>>(0)?.unwrap_or_default())
+}
+
+/// Inserts job `i` of `cols`, which has no unique key, alone: one short
+/// statement. Returns its id.
+pub(crate) async fn insert_one(
+    db: &dyn Exec,
+    s: &Statements,
+    cols: &Columns,
+    i: usize,
+    wake: bool,
+) -> Result<i64, PgError> {
+    let tags: Vec<String> = cols.tags[i].as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    let rows = db
+        .run(
+            &s.job_insert_one,
+            &[
+                &cols.queue[i],
+                &cols.kind[i],
+                &JsonText(cols.args[i].get()),
+                &cols.priority[i],
+                &cols.run_at[i],
+                &cols.delay_ms[i],
+                &cols.max_attempts[i],
+                &tags,
+                &JsonText(&cols.meta[i]),
+                &cols.timeout_ms[i],
+                &wake,
+            ],
+        )
+        .await?;
+    Ok(rows.first().expect("one row").try_get(0)?)
+}
+
 /// The jobs holding `keys` (unfinished ones, or finished ones kept by a
 /// key's final-state scope): key to id.
 pub(crate) async fn holders(db: &dyn Exec, s: &Statements, keys: &[String]) -> Result<HashMap<String, i64>, PgError> {

@@ -61,6 +61,8 @@ macro_rules! statements {
 
 statements! {
     job_insert => "job/insert.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY, BOOL_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY];
+    job_insert_one => "job/insert_one.sql" [TEXT, TEXT, JSONB, INT2, TIMESTAMPTZ, INT8, INT4, TEXT_ARRAY, JSONB, INT4, BOOL];
+    job_insert_plain => "job/insert_plain.sql" [TEXT_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT8_ARRAY, INT4_ARRAY, JSONB_ARRAY, JSONB_ARRAY, INT4_ARRAY, TEXT_ARRAY];
     job_holders => "job/holders.sql" [TEXT_ARRAY];
     job_copy_prepare => "job/copy_prepare.sql" [INT8];
     job_notify => "job/notify.sql" [TEXT_ARRAY];
