@@ -20,6 +20,9 @@ use crate::db;
 use crate::error::Result;
 use crate::runtime::{Event, Shared, sleep_or};
 
+/// Why leadership ended at a resignation (shutdown).
+const RESIGNED: &str = "resigned";
+
 /// How long an elected leader holds its lease without renewing it: 10
 /// seconds. It renews every third of it; a dead leader is replaced within
 /// about a third of a lease after its lease ran out.
@@ -81,7 +84,12 @@ impl Inner {
         *self.leader.deadline.lock().expect("not poisoned") = None;
         let was = self.leader.flag.send_if_modified(|leading| std::mem::replace(leading, false));
         if was {
-            tracing::warn!(id = %self.id, why, "no longer the leader");
+            // Resigning at shutdown is routine; losing the lease is not.
+            if why == RESIGNED {
+                tracing::info!(id = %self.id, why, "no longer the leader");
+            } else {
+                tracing::warn!(id = %self.id, why, "no longer the leader");
+            }
             self.emit(Event::LeaderLost);
         }
     }
@@ -123,7 +131,7 @@ impl Inner {
     pub(crate) async fn resign(&self) -> Result<bool> {
         let db = self.client.db().await?;
         let held = db::leader::resign(&db, self.client.stmts(), &self.id).await.map_err(|e| self.client.pg(e))?;
-        self.lost("resigned");
+        self.lost(RESIGNED);
         Ok(held)
     }
 }
