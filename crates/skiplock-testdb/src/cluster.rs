@@ -379,3 +379,22 @@ pub(crate) fn shared_server() -> Result<Server, Error> {
     *cached = Some(server.clone());
     Ok(server)
 }
+
+/// The database to use for a program's run: `DATABASE_URL` if it is set,
+/// else a private cluster started with `opts` (returned too: keep it alive,
+/// it is stopped and deleted when dropped). For examples and tools that
+/// should work with no configuration.
+///
+/// # Errors
+///
+/// As [`Cluster::start`].
+pub fn url_or_private(opts: ClusterOptions) -> Result<(Option<Cluster>, String), Error> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => Ok((None, url)),
+        Err(_) => {
+            let cluster = Cluster::start(opts)?;
+            let url = cluster.url("postgres");
+            Ok((Some(cluster), url))
+        }
+    }
+}

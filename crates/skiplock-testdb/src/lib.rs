@@ -49,7 +49,7 @@ mod process;
 mod registry;
 
 pub use bin_dir::find_bin_dir;
-pub use cluster::{Cluster, ClusterOptions, MAX_CONNECTIONS_DEFAULT, SHARED_BUFFERS_DEFAULT};
+pub use cluster::{Cluster, ClusterOptions, MAX_CONNECTIONS_DEFAULT, SHARED_BUFFERS_DEFAULT, url_or_private};
 pub use database::{TestDatabase, fresh_database};
 pub use error::{Error, InitError};
 pub use pgbouncer::PgBouncer;

@@ -25,14 +25,7 @@ async fn tick(job: Tick, ctx: JobContext) -> Result<(), JobError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_cluster, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let cluster = skiplock_testdb::Cluster::start(Default::default())?;
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
+    let (_cluster, url) = skiplock_testdb::url_or_private(Default::default())?;
     let client = Client::connect(&url)?;
     client.migrate().await?;
 

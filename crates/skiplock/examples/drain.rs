@@ -1,7 +1,9 @@
 //! Drains no-op jobs with the worker runtime and prints jobs/s.
 //!
 //! `cargo run --release -p skiplock --example drain -- [jobs] [concurrency]`
-//! On a private cluster unless DATABASE_URL is set.
+//! On a private cluster (fsync off, as the tests' clusters) unless
+//! DATABASE_URL is set. `NO_MAINT=1` turns the worker's maintenance off;
+//! `ENQUEUE_ONLY=1` stops after the enqueue.
 
 use std::time::{Duration, Instant};
 
@@ -21,16 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let jobs: u32 = args.next().map_or(100_000, |a| a.parse().unwrap());
     let concurrency: usize = args.next().map_or(100, |a| a.parse().unwrap());
-    let _cluster;
-    let url = match std::env::var("DATABASE_URL") {
-        Ok(u) => u,
-        Err(_) => {
-            let c = skiplock_testdb::Cluster::start(skiplock_testdb::ClusterOptions::default())?;
-            let u = c.url("postgres");
-            _cluster = c;
-            u
-        }
-    };
+    let (_cluster, url) = skiplock_testdb::url_or_private(Default::default())?;
     let client = Client::connect(&url)?;
     client.migrate().await?;
 

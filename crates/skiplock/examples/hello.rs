@@ -23,14 +23,7 @@ async fn send_welcome(job: SendWelcome, ctx: JobContext) -> Result<(), JobError>
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_cluster, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let cluster = skiplock_testdb::Cluster::start(Default::default())?;
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
+    let (_cluster, url) = skiplock_testdb::url_or_private(Default::default())?;
     let client = Client::connect(&url)?;
     client.migrate().await?;
     let job = client.enqueue(&SendWelcome { user_id: 42 }, EnqueueOptions::new()).await?;

@@ -12,15 +12,8 @@ use skiplock::{Client, EnqueueOptions, NewJob};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jobs: usize = std::env::args().nth(1).map_or(20_000, |a| a.parse().expect("a number of jobs"));
-    let (_cluster, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let opts = skiplock_testdb::ClusterOptions { durable: true, ..Default::default() };
-            let cluster = skiplock_testdb::Cluster::start(opts)?;
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
+    let opts = skiplock_testdb::ClusterOptions { durable: true, ..Default::default() };
+    let (_cluster, url) = skiplock_testdb::url_or_private(opts)?;
     let client = Client::connect(&url)?;
     client.migrate().await?;
     for batch in [1, 100] {
