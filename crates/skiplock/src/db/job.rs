@@ -10,6 +10,23 @@ use std::collections::HashMap;
 use crate::client::enqueue::{Columns, InsertOutcome};
 use crate::job::{ClaimedJob, JobState, Lease};
 
+/// The JSON columns of `cols` as `jsonb` parameters, borrowed as text.
+struct JsonColumns<'a> {
+    args: Vec<JsonText<'a>>,
+    tags: Vec<Option<JsonText<'a>>>,
+    meta: Vec<JsonText<'a>>,
+}
+
+impl<'a> JsonColumns<'a> {
+    fn of(cols: &'a Columns) -> Self {
+        JsonColumns {
+            args: cols.args.iter().map(|a| JsonText(a.get())).collect(),
+            tags: cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect(),
+            meta: cols.meta.iter().map(|m| JsonText(m)).collect(),
+        }
+    }
+}
+
 /// Inserts `cols` (one statement). Returns one entry per input job, in order.
 pub(crate) async fn insert(
     db: &dyn Exec,
@@ -17,9 +34,7 @@ pub(crate) async fn insert(
     cols: &Columns,
     wake: &[String],
 ) -> Result<InsertOutcome, PgError> {
-    let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
-    let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
-    let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
+    let JsonColumns { args, tags, meta } = JsonColumns::of(cols);
     let rows = db
         .run(
             &s.job_insert,
@@ -59,9 +74,7 @@ pub(crate) async fn insert_plain(
     cols: &Columns,
     wake: &[String],
 ) -> Result<Vec<i64>, PgError> {
-    let args: Vec<JsonText<'_>> = cols.args.iter().map(|a| JsonText(a.get())).collect();
-    let tags: Vec<Option<JsonText<'_>>> = cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect();
-    let meta: Vec<JsonText<'_>> = cols.meta.iter().map(|m| JsonText(m)).collect();
+    let JsonColumns { args, tags, meta } = JsonColumns::of(cols);
     let rows = db
         .run(
             &s.job_insert_plain,
