@@ -67,14 +67,15 @@ async fn beat_once(sh: Arc<Shared>) {
     match sh.client.heartbeat_with_progress(&leases, sh.cfg.lease, &progress).await {
         Ok(report) => {
             {
+                let sent_progress: std::collections::HashMap<i64, &Option<String>> =
+                    leases.iter().map(|l| l.id).zip(&progress).collect();
                 let mut running = sh.running.lock().expect("not poisoned");
                 for id in &report.extended {
                     if let Some(e) = running.get_mut(id) {
                         e.deadline = sent + sh.cfg.lease;
                         // Progress written: clear it unless the handler set newer.
                         let mut p = e.job.progress.lock().expect("not poisoned");
-                        let i = leases.iter().position(|l| l.id == *id);
-                        if i.is_some_and(|i| progress[i] == *p) {
+                        if sent_progress.get(id).is_some_and(|sent| **sent == *p) {
                             *p = None;
                         }
                     }
