@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use skiplock::{Event, Maintenance, Worker};
 
 use crate::support::fresh;
-use crate::worker::wait_for;
+use crate::support::wait_for;
 
 fn maintenance(t: &crate::support::TestDb, id: &str, lease: Duration) -> Maintenance {
     Maintenance::builder(t.client.clone()).id(id).leader_lease(lease).build().unwrap()

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use skiplock::{Client, EnqueueOptions, Event, JobError, JobState, Maintenance, NewJob, Worker};
 
+use crate::support::wait_for;
 use crate::support::{TestDb, fresh};
-use crate::worker::wait_for;
 
 /// The role script of docs/OPERATIONS.md: the first `sql` block after the
 /// "Roles and privileges" heading.

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use skiplock::{EnqueueOptions, Event, JobState, NewJob, WakeSource, Worker};
 
-use crate::support::{TestDb, fresh};
-use crate::worker::wait_for;
+use crate::support::{TestDb, fresh, wait_completed, wait_for};
 
 fn worker(t: &TestDb, queue: &str) -> Worker {
     Worker::builder(t.client.clone())
@@ -17,17 +16,6 @@ fn worker(t: &TestDb, queue: &str) -> Worker {
         .register_any(None, |_args, _ctx| async { Ok(()) })
         .build()
         .unwrap()
-}
-
-/// Waits until every job of `ids` reached a final state; returns them.
-async fn finished(rx: &mut tokio::sync::broadcast::Receiver<Event>, ids: &[i64]) {
-    let mut left: std::collections::HashSet<i64> = ids.iter().copied().collect();
-    while !left.is_empty() {
-        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await {
-            assert_eq!(state, JobState::Completed);
-            left.remove(&id);
-        }
-    }
 }
 
 #[tokio::test]
@@ -61,7 +49,7 @@ async fn sql_functions_enqueue_jobs_that_a_rust_worker_runs() {
     // A NOTIFY woke the idle worker (its poll interval is an hour).
     let woken = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
     assert_eq!(woken, Event::Woken { queue: "mail".into(), source: WakeSource::Notify });
-    finished(&mut events, &[one, many[0], many[1]]).await;
+    wait_completed(&mut events, &[one, many[0], many[1]]).await;
     handle.shutdown().await;
     let row = t.client.job(one).await.unwrap().unwrap();
     assert_eq!((row.kind.as_str(), row.priority, row.args["user"].as_i64()), ("welcome", 2, Some(1)));
@@ -257,7 +245,7 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     pg.execute("SELECT skiplock.resume('reports')", &[]).await.unwrap();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
     assert_eq!(ev, Event::Woken { queue: "reports".into(), source: WakeSource::Notify });
-    finished(&mut events, &[first, second, third]).await;
+    wait_completed(&mut events, &[first, second, third]).await;
     handle.shutdown().await;
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && !q.paused));
 }

@@ -1,7 +1,10 @@
 //! Shared test setup: a fresh migrated database and a client on it.
 
-use skiplock::{Client, ClientBuilder, NewJob};
+use std::time::Duration;
+
+use skiplock::{Client, ClientBuilder, Event, JobState, NewJob};
 use skiplock_testdb::TestDatabase;
+use tokio::sync::broadcast::Receiver;
 
 /// A fresh database with the skiplock schema, and a client for it.
 pub struct TestDb {
@@ -56,5 +59,46 @@ impl TestDb {
             ids.extend(self.client.enqueue_many(chunk.to_vec()).await.unwrap().into_iter().map(|e| e.id));
         }
         ids
+    }
+}
+
+/// Waits (at most 30s) for an event matching `pred`.
+pub async fn wait_for(rx: &mut Receiver<Event>, pred: impl Fn(&Event) -> bool) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ev)) if pred(&ev) => return ev,
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => panic!("lagged by {n} events"),
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Err(_) => panic!("no matching event within 30s"),
+        }
+    }
+}
+
+/// Waits until `n` jobs have reached a final state.
+pub async fn wait_finished(rx: &mut Receiver<Event>, n: usize) -> Vec<(i64, JobState)> {
+    let mut done = Vec::new();
+    while done.len() < n {
+        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
+            && state.is_final()
+        {
+            done.push((id, state));
+        }
+    }
+    done
+}
+
+/// Waits until every job of `ids` was completed (any other final state fails).
+pub async fn wait_completed(rx: &mut Receiver<Event>, ids: &[i64]) {
+    let mut left: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    while !left.is_empty() {
+        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
+            && left.contains(&id)
+            && state.is_final()
+        {
+            assert_eq!(state, JobState::Completed, "job {id}");
+            left.remove(&id);
+        }
     }
 }

@@ -9,36 +9,8 @@ use serde::{Deserialize, Serialize};
 use skiplock::{
     CancelReason, EnqueueOptions, Event, Job, JobContext, JobError, JobState, NewJob, WakeSource, Worker, WorkerBuilder,
 };
-use tokio::sync::broadcast::Receiver;
 
-use crate::support::{TestDb, fresh};
-
-/// Waits (at most 30s) for an event matching `pred`.
-pub async fn wait_for(rx: &mut Receiver<Event>, pred: impl Fn(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(ev)) if pred(&ev) => return ev,
-            Ok(Ok(_)) => {}
-            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => panic!("lagged by {n} events"),
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-            Err(_) => panic!("no matching event within 30s"),
-        }
-    }
-}
-
-/// Waits until `n` jobs have reached a final state.
-async fn wait_finished(rx: &mut Receiver<Event>, n: usize) -> Vec<(i64, JobState)> {
-    let mut done = Vec::new();
-    while done.len() < n {
-        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
-            && state.is_final()
-        {
-            done.push((id, state));
-        }
-    }
-    done
-}
+use crate::support::{TestDb, fresh, wait_finished, wait_for};
 
 #[derive(Serialize, Deserialize)]
 struct Noop {
