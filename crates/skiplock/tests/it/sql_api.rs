@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use skiplock::{EnqueueOptions, Event, JobState, NewJob, WakeSource, Worker};
 
-use crate::support::{TestDb, fresh, wait_completed, wait_for};
+use crate::support::{TestDb, fresh, fresh_with, wait_completed, wait_for};
 
 fn worker(t: &TestDb, queue: &str) -> Worker {
     Worker::builder(t.client.clone())
@@ -202,7 +202,8 @@ async fn bad_input_fails_with_the_field_named_as_in_rust() {
 /// still wake it; it finds nothing to claim); resuming wakes it at once.
 #[tokio::test]
 async fn a_paused_queue_is_not_claimed_from_until_resumed() {
-    let t = fresh().await;
+    // One wake-up per enqueue: the test counts them.
+    let t = fresh_with(|b| b.notify_interval(Duration::ZERO)).await;
     let w = worker(&t, "reports");
     let mut events = w.subscribe();
     let handle = w.start();
