@@ -81,10 +81,10 @@ impl RunningJob {
 /// async fn export(ctx: skiplock::JobContext) -> Result<(), skiplock::JobError> {
 ///     for page in 0..1000 {
 ///         if ctx.is_cancelled() {
-///             return Err(skiplock::JobError::retry("stopped at page {page}"));
+///             return Err(skiplock::JobError::retry(format!("stopped at page {page}")));
 ///         }
 ///         step(page).await;
-///         ctx.set_progress(&serde_json::json!({ "page": page }));
+///         ctx.set_progress(&serde_json::json!({ "page": page }))?;
 ///     }
 ///     Ok(())
 /// }
@@ -142,11 +142,21 @@ impl JobContext {
         &self.job.token
     }
     /// Records progress; it is written to the job's `meta.progress` with the
-    /// next heartbeat (batched with every other running job's).
-    pub fn set_progress(&self, progress: &impl Serialize) {
-        if let Ok(json) = serde_json::to_string(progress) {
-            *self.job.progress.lock().expect("not poisoned") = Some(json);
-        }
+    /// next heartbeat (batched with every other running job's). Progress
+    /// set again before that replaces it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for `progress`
+    /// when it does not serialise, is larger than
+    /// [`META_MAX_BYTES`](crate::META_MAX_BYTES) of JSON, or holds a NUL
+    /// character (which PostgreSQL cannot store); the progress recorded
+    /// before stays.
+    pub fn set_progress(&self, progress: &impl Serialize) -> crate::Result<()> {
+        let json = serde_json::to_string(progress).map_err(|e| crate::Error::invalid("progress", e))?;
+        crate::validate::json("progress", &json, crate::validate::META_MAX_BYTES)?;
+        *self.job.progress.lock().expect("not poisoned") = Some(json);
+        Ok(())
     }
 }
 

@@ -175,6 +175,29 @@ impl ClaimedJob {
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_str(self.args.get()).map_err(|source| Error::Json { kind: self.kind.clone(), source })
     }
+
+    /// A claimed job with made-up fields, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: i64) -> ClaimedJob {
+        let now = Utc::now();
+        ClaimedJob {
+            id,
+            queue: "default".into(),
+            kind: "test".into(),
+            args: RawValue::from_string("{}".into()).expect("valid JSON"),
+            priority: 0,
+            attempt: 1,
+            max_attempts: 20,
+            lease: Lease { id, token: 1 },
+            lease_expires_at: now,
+            run_at: now,
+            created_at: now,
+            attempted_at: now,
+            tags: Vec::new(),
+            meta: serde_json::Value::Null,
+            timeout: None,
+        }
+    }
 }
 
 /// One failed attempt, as kept in a job's error history.

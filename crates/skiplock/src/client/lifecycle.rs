@@ -61,6 +61,43 @@ pub struct FinishReport {
     pub stale: Vec<i64>,
 }
 
+/// What a batch of lease-fenced writes did, by lease: two attempts of one
+/// job (a stale one and the current one) can be in one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Leases that held, with the state each job reached.
+    pub applied: Vec<(Lease, JobState)>,
+    /// Leases that no longer held.
+    pub stale: Vec<Lease>,
+}
+
+impl From<Written> for FinishReport {
+    fn from(w: Written) -> Self {
+        FinishReport {
+            applied: w.applied.into_iter().map(|(l, s)| (l.id, s)).collect(),
+            stale: w.stale.into_iter().map(|l| l.id).collect(),
+        }
+    }
+}
+
+/// What a heartbeat did, by lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Beat {
+    /// Leases extended.
+    pub extended: Vec<Lease>,
+    /// Of those, jobs an operator asked to cancel.
+    pub cancel_requested: Vec<Lease>,
+    /// Leases that no longer held.
+    pub lost: Vec<Lease>,
+}
+
+impl From<Beat> for HeartbeatReport {
+    fn from(b: Beat) -> Self {
+        let ids = |v: Vec<Lease>| v.into_iter().map(|l| l.id).collect();
+        HeartbeatReport { extended: ids(b.extended), cancel_requested: ids(b.cancel_requested), lost: ids(b.lost) }
+    }
+}
+
 /// What a heartbeat did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeartbeatReport {
@@ -144,10 +181,10 @@ fn finish_columns(items: &[Finish], keep_completed: bool, redact: impl Fn(&str) 
 }
 
 /// Splits `items` into those written (`applied`) and the stale rest.
-fn report(items: &[Finish], applied: Vec<(i64, JobState)>) -> FinishReport {
-    let held: HashSet<i64> = applied.iter().map(|(id, _)| *id).collect();
-    let stale = items.iter().map(|f| f.lease.id).filter(|id| !held.contains(id)).collect();
-    FinishReport { applied, stale }
+fn written(items: &[Finish], applied: Vec<(Lease, JobState)>) -> Written {
+    let held: HashSet<Lease> = applied.iter().map(|(l, _)| *l).collect();
+    let stale = items.iter().map(|f| f.lease).filter(|l| !held.contains(l)).collect();
+    Written { applied, stale }
 }
 
 impl Client {
@@ -185,20 +222,20 @@ impl Client {
     /// Database errors only; [`Error::is_transient`] tells whether to retry
     /// (retrying is safe: an outcome already written makes its lease stale).
     pub async fn finish(&self, items: &[Finish]) -> Result<FinishReport> {
-        self.finish_with(items, true).await
+        Ok(self.finish_with(items, true).await?.into())
     }
 
     /// [`Client::finish`], deleting completed jobs instead of archiving
     /// them when `keep_completed` is false.
-    pub(crate) async fn finish_with(&self, items: &[Finish], keep_completed: bool) -> Result<FinishReport> {
+    pub(crate) async fn finish_with(&self, items: &[Finish], keep_completed: bool) -> Result<Written> {
         if items.is_empty() {
-            return Ok(FinishReport::default());
+            return Ok(Written::default());
         }
         let db = self.db().await?;
         let cols = finish_columns(items, keep_completed, |t| self.redact(t))?;
         let (applied, _) =
             q::finish_claim(&db, self.stmts(), &cols, &JobClaimParams::NONE).await.map_err(|e| self.pg(e))?;
-        Ok(report(items, applied))
+        Ok(written(items, applied))
     }
 
     /// Records `items` and claims up to `limit` jobs of `queue`, in one
@@ -215,7 +252,7 @@ impl Client {
         limit: i64,
         lease: Duration,
         worker: &str,
-    ) -> Result<(FinishReport, Vec<ClaimedJob>)> {
+    ) -> Result<(Written, Vec<ClaimedJob>)> {
         validate::queue("queue", queue)?;
         if limit < 1 {
             return Err(Error::invalid("limit", format!("{limit} must be at least 1")));
@@ -234,7 +271,7 @@ impl Client {
         )
         .await
         .map_err(|e| self.pg(e))?;
-        Ok((report(items, applied), claimed))
+        Ok((written(items, applied), claimed))
     }
 
     /// Completes jobs: [`Client::finish`] with [`Outcome::Completed`].
@@ -293,9 +330,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// Database errors only; lost leases are reported in the result.
+    /// Database errors; lost leases are reported in the result, not as
+    /// errors. [`Error::InvalidInput`] for a `lease` under one millisecond.
     pub async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<HeartbeatReport> {
-        self.heartbeat_with_progress(leases, lease, &[]).await
+        Ok(self.heartbeat_with_progress(leases, lease, &[]).await?.into())
     }
 
     /// [`Client::heartbeat`] that also stores each job's progress (JSON text,
@@ -305,19 +343,30 @@ impl Client {
         leases: &[Lease],
         lease: Duration,
         progress: &[Option<String>],
-    ) -> Result<HeartbeatReport> {
+    ) -> Result<Beat> {
+        let lease_ms = millis("lease", lease)?;
+        if lease_ms < 1 {
+            return Err(Error::invalid("lease", "must be at least 1ms"));
+        }
         if leases.is_empty() {
-            return Ok(HeartbeatReport::default());
+            return Ok(Beat::default());
         }
         let db = self.db().await?;
-        let held =
-            q::heartbeat(&db, self.stmts(), leases, millis("lease", lease)?, progress).await.map_err(|e| self.pg(e))?;
-        let ids: HashSet<i64> = held.iter().map(|(id, _)| *id).collect();
-        Ok(HeartbeatReport {
-            extended: held.iter().map(|(id, _)| *id).collect(),
-            cancel_requested: held.iter().filter(|(_, c)| *c).map(|(id, _)| *id).collect(),
-            lost: leases.iter().map(|l| l.id).filter(|id| !ids.contains(id)).collect(),
+        let held = q::heartbeat(&db, self.stmts(), leases, lease_ms, progress).await.map_err(|e| self.pg(e))?;
+        let kept: HashSet<Lease> = held.iter().map(|(l, _)| *l).collect();
+        Ok(Beat {
+            extended: held.iter().map(|(l, _)| *l).collect(),
+            cancel_requested: held.iter().filter(|(_, c)| *c).map(|(l, _)| *l).collect(),
+            lost: leases.iter().copied().filter(|l| !kept.contains(l)).collect(),
         })
+    }
+
+    /// Gives back the live jobs leased to `worker` that are not among
+    /// `known` (every lease it holds), unstarted and without using an
+    /// attempt: what a worker does after a claim whose answer it lost.
+    pub(crate) async fn release_unknown(&self, worker: &str, known: &[Lease]) -> Result<Vec<i64>> {
+        let db = self.db().await?;
+        q::release_unknown(&db, self.stmts(), worker, known).await.map_err(|e| self.pg(e))
     }
 
     /// Takes back up to `limit` running jobs whose lease expired: to

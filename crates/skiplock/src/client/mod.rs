@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use admin::{CancelResult, JobFilter, QueueInfo, QueueStats};
 pub use enqueue::{EnqueueOptions, Enqueued, NewJob};
+pub(crate) use lifecycle::Written;
 pub use lifecycle::{ERROR_TEXT_MAX, Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
 pub use wakeups::NOTIFY_INTERVAL_DEFAULT;
 
@@ -135,32 +136,39 @@ impl ClientBuilder {
         // route) in about a minute instead of the kernel's two hours.
         cfg.keepalives(true).keepalives_idle(Duration::from_secs(30)).keepalives_interval(Duration::from_secs(10));
         cfg.connect_timeout(self.pool_timeout);
-        let mgr = deadpool_postgres::Manager::from_config(
-            cfg.clone(),
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
-        );
-        let pool = deadpool_postgres::Pool::builder(mgr)
-            .max_size(self.pool_size)
-            .wait_timeout(Some(self.pool_timeout))
-            .create_timeout(Some(self.pool_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Pool(e.to_string()))?;
+        let pool = build_pool(&cfg, self.pool_size, self.pool_timeout)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 stmts: Statements::new(&self.schema),
                 schema: self.schema,
                 pool,
                 pg_config: cfg,
+                pool_timeout: self.pool_timeout,
                 mode: self.statement_mode,
                 statement_timeout: self.statement_timeout,
                 args_max_bytes: self.args_max_bytes,
+                notify_interval: self.notify_interval,
                 state_type: tokio::sync::OnceCell::new(),
                 wakeups: wakeups::Wakeups::new(self.notify_interval),
             }),
         })
     }
+}
+
+/// A pool of at most `size` connections made with `cfg`.
+fn build_pool(cfg: &tokio_postgres::Config, size: usize, timeout: Duration) -> Result<deadpool_postgres::Pool> {
+    let mgr = deadpool_postgres::Manager::from_config(
+        cfg.clone(),
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+    );
+    deadpool_postgres::Pool::builder(mgr)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))
 }
 
 /// Jobs from which a chunk goes through COPY: below, the COPY's three round
@@ -256,11 +264,13 @@ pub struct Client {
 struct Inner {
     pool: deadpool_postgres::Pool,
     pg_config: tokio_postgres::Config,
+    pool_timeout: Duration,
     schema: Schema,
     stmts: Statements,
     mode: StatementMode,
     statement_timeout: Option<Duration>,
     args_max_bytes: usize,
+    notify_interval: Duration,
     /// The type of the `job_state` enum (its OID differs per database), for
     /// binary COPY.
     state_type: tokio::sync::OnceCell<postgres_types::Type>,
@@ -333,6 +343,28 @@ impl Client {
         let mut conn = self.conn().await?;
         let client: &mut tokio_postgres::Client = &mut conn;
         schema::migrate(client, &self.inner.schema).await
+    }
+
+    /// The same client on a pool of its own of `size` connections: for the
+    /// worker's heartbeat, which must never wait behind producers and
+    /// maintenance for a connection.
+    pub(crate) fn dedicated(&self, size: usize) -> Result<Client> {
+        let i = &self.inner;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                pool: build_pool(&i.pg_config, size, i.pool_timeout)?,
+                pg_config: i.pg_config.clone(),
+                pool_timeout: i.pool_timeout,
+                schema: i.schema.clone(),
+                stmts: Statements::new(&i.schema),
+                mode: i.mode,
+                statement_timeout: i.statement_timeout,
+                args_max_bytes: i.args_max_bytes,
+                notify_interval: i.notify_interval,
+                state_type: tokio::sync::OnceCell::new(),
+                wakeups: wakeups::Wakeups::new(i.notify_interval),
+            }),
+        })
     }
 
     pub(crate) fn stmts(&self) -> &Statements {

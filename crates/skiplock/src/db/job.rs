@@ -160,14 +160,14 @@ pub(crate) struct FinishColumns {
 }
 
 /// Records outcomes `f` and claims per `p`, in one statement. Returns the
-/// outcomes written (jobs whose lease still held, with the state each
+/// outcomes written (the leases that still held, with the state each job
 /// reached; the others were stale) and the jobs claimed.
 pub(crate) async fn finish_claim(
     db: &dyn Exec,
     s: &Statements,
     f: &FinishColumns,
     p: &JobClaimParams<'_>,
-) -> Result<(Vec<(i64, JobState)>, Vec<ClaimedJob>), PgError> {
+) -> Result<(Vec<(Lease, JobState)>, Vec<ClaimedJob>), PgError> {
     let rows = db
         .run(
             &s.job_finish_claim,
@@ -189,7 +189,7 @@ pub(crate) async fn finish_claim(
     let mut claimed = Vec::new();
     for r in &rows {
         if r.try_get::<_, &str>(0)? == "finished" {
-            finished.push((r.try_get(1)?, state(r.try_get(2)?)));
+            finished.push((Lease { id: r.try_get(1)?, token: r.try_get(9)? }, state(r.try_get(2)?)));
             continue;
         }
         claimed.push(ClaimedJob {
@@ -213,7 +213,7 @@ pub(crate) async fn finish_claim(
     Ok((finished, claimed))
 }
 
-/// Extends leases; returns the jobs still held and whether each has a
+/// Extends leases; returns the leases still held and whether each job has a
 /// cancel request.
 pub(crate) async fn heartbeat(
     db: &dyn Exec,
@@ -221,13 +221,27 @@ pub(crate) async fn heartbeat(
     leases: &[Lease],
     lease_ms: i64,
     progress: &[Option<String>],
-) -> Result<Vec<(i64, bool)>, PgError> {
+) -> Result<Vec<(Lease, bool)>, PgError> {
     let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
     let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
     let progress: Vec<Option<JsonText<'_>>> =
         (0..leases.len()).map(|i| progress.get(i).and_then(|p| p.as_deref()).map(JsonText)).collect();
     let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress]).await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    rows.iter().map(|r| Ok((Lease { id: r.try_get(0)?, token: r.try_get(1)? }, r.try_get(2)?))).collect()
+}
+
+/// Gives back the live jobs leased to `worker` but not among `known`;
+/// returns their ids.
+pub(crate) async fn release_unknown(
+    db: &dyn Exec,
+    s: &Statements,
+    worker: &str,
+    known: &[Lease],
+) -> Result<Vec<i64>, PgError> {
+    let ids: Vec<i64> = known.iter().map(|l| l.id).collect();
+    let tokens: Vec<i64> = known.iter().map(|l| l.token).collect();
+    let rows = db.run(&s.job_release_unknown, &[&worker, &ids, &tokens]).await?;
+    rows.iter().map(|r| r.try_get(0).map_err(PgError::from)).collect()
 }
 
 /// Takes back up to `limit` jobs with expired leases.

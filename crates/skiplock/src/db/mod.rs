@@ -69,6 +69,7 @@ statements! {
     job_copy_in => "job/copy_in.sql" [];
     job_finish_claim => "job/finish_claim.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY, TEXT, INT8, INT8, TEXT, BOOL];
     job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY];
+    job_release_unknown => "job/release_unknown.sql" [TEXT, INT8_ARRAY, INT8_ARRAY];
     job_rescue => "job/rescue.sql" [INT8];
     job_promote => "job/promote.sql" [INT8];
     job_cancel => "job/cancel.sql" [INT8_ARRAY];

@@ -121,7 +121,7 @@ fn dispatch(sh: &Shared, channel: &str, payload: &str) {
             return;
         };
         if let Some(id) = msg.get("cancel").and_then(|v| v.as_i64()) {
-            sh.cancel_running(id, CancelReason::Cancelled);
+            sh.cancel_job(id, CancelReason::Cancelled);
         }
         if let Some(q) = msg.get("resume").and_then(|v| v.as_str()).and_then(|name| sh.queue(name)) {
             q.wake(WakeSource::Notify, true);

@@ -88,7 +88,8 @@ impl Backoff {
         };
         let capped = plain.min(max);
         let jitter = rand::rng().random_range(-JITTER_DEFAULT..=JITTER_DEFAULT);
-        capped.mul_f64(1.0 + jitter)
+        // Saturating: `mul_f64` panics past `Duration::MAX`.
+        Duration::try_from_secs_f64(capped.as_secs_f64() * (1.0 + jitter)).unwrap_or(capped)
     }
 }
 
@@ -120,5 +121,12 @@ mod tests {
         assert!(within(b.delay(40), 60.0));
         let c = Backoff::Custom(Arc::new(|n| Duration::from_millis(n as u64)));
         assert_eq!(c.delay(7), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn huge_waits_saturate_instead_of_panicking() {
+        assert!(Backoff::Constant(Duration::MAX).delay(1) >= Duration::from_secs(u64::MAX / 2));
+        let b = Backoff::exponential(Duration::MAX, Duration::MAX);
+        assert!(b.delay(i32::MAX) > Duration::ZERO);
     }
 }

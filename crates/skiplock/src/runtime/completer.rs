@@ -2,17 +2,24 @@
 //! producers wait instead of claiming), at shutdown, or when outcomes pile up
 //! faster than claims take them. One `finish_claim` statement per batch,
 //! claiming nothing, fenced by each job's lease token.
+//!
+//! A batch the database refuses for its content (not for want of a
+//! connection) is split, and the outcome at fault written with its error
+//! text made plain; one that is refused even then is given up (its lease
+//! runs out, and the rescuer runs the job again), so one bad outcome never
+//! holds up the others or the worker's claims.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
 
+use super::outbox::Batch;
 use super::{Done, Event, Shared};
-use crate::client::{Finish, FinishReport, Outcome};
+use crate::client::{Finish, Outcome, Written};
 use crate::error::Error;
-use crate::job::JobState;
+use crate::job::{JobState, Lease};
 
 /// Batches written at once, each on its own connection.
 const IN_FLIGHT: usize = 2;
@@ -24,7 +31,7 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(sh: Arc<Shared>) {
     let max = sh.cfg.complete_batch_max;
-    let mut in_flight = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         if sh.outbox.is_empty() {
             tokio::select! {
@@ -41,16 +48,21 @@ pub(crate) async fn run(sh: Arc<Shared>) {
         if sh.outbox.producers_busy() && !sh.executors_done.is_cancelled() {
             tokio::time::sleep(LINGER).await;
         }
+        let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
         let batch = sh.outbox.take(max);
         if batch.is_empty() {
             continue;
         }
-        while in_flight.len() >= IN_FLIGHT {
-            in_flight.join_next().await;
-        }
-        in_flight.spawn(flush(sh.clone(), batch));
+        // Tracked, not owned by this task: a flush in flight outlives a
+        // restart of the completer, and shutdown waits for it.
+        let sh2 = sh.clone();
+        sh.flushes.spawn(async move {
+            flush(sh2, batch).await;
+            drop(slot);
+        });
     }
-    while in_flight.join_next().await.is_some() {}
+    sh.flushes.close();
+    sh.flushes.wait().await;
 }
 
 /// The outcomes of `batch` as the client takes them.
@@ -61,29 +73,35 @@ pub(crate) fn finishes(batch: &[Done]) -> Vec<Finish> {
 /// Writes one batch, retrying until it is written. Only at shutdown, after
 /// the flush deadline, does it give up: those jobs keep their leases, which
 /// expire, and the rescuer runs them again (at least once still holds).
-async fn flush(sh: Arc<Shared>, batch: Vec<Done>) {
-    let items = finishes(&batch);
+pub(crate) async fn flush(sh: Arc<Shared>, mut batch: Batch) {
     let mut wait = Duration::from_millis(50);
     let mut first_failure: Option<Instant> = None;
     loop {
+        let items = finishes(&batch);
         let err = match sh.client.finish_with(&items, sh.cfg.keep_completed).await {
-            Ok(report) => {
-                record(&sh, &batch, &report);
+            Ok(written) => {
+                record(&sh, batch, &written);
                 return;
             }
             Err(e) => e,
         };
         if matches!(err, Error::InvalidInput { .. }) {
             tracing::error!(error = %err, jobs = items.len(), "outcomes refused as invalid; their leases will expire");
-            sh.outbox.written(batch.len());
+            give_up(&sh, batch);
             return;
+        }
+        if refused(&err) {
+            return isolate(sh, batch, err).await;
+        }
+        if ambiguous(&err) {
+            batch.mark_resent();
         }
         let since = *first_failure.get_or_insert_with(Instant::now);
         sh.emit(Event::FlushFailed { pending: items.len(), error: err.to_string() });
         if sh.executors_done.is_cancelled() && since.elapsed() >= sh.cfg.flush_deadline {
             let ids: Vec<i64> = items.iter().map(|f| f.lease.id).collect();
             tracing::error!(error = %err, ?ids, "shutting down with outcomes unwritten; the rescuer will run these jobs again");
-            sh.outbox.written(batch.len());
+            give_up(&sh, batch);
             return;
         }
         tracing::warn!(error = %err, jobs = items.len(), "writing outcomes failed; retrying");
@@ -92,12 +110,64 @@ async fn flush(sh: Arc<Shared>, batch: Vec<Done>) {
     }
 }
 
-/// Accounts for a written batch: metrics, events, stale warnings, and the
-/// outbox room it held.
-pub(crate) fn record(sh: &Shared, batch: &[Done], report: &FinishReport) {
-    let by_id: HashMap<i64, &Done> = batch.iter().map(|d| (d.lease.id, d)).collect();
-    for &(id, state) in &report.applied {
-        if let Some(d) = by_id.get(&id) {
+/// The database refused a batch for what it holds: writes its outcomes one
+/// by one, so only the one at fault is affected; that one is tried once
+/// more with its error text made plain ASCII, then given up.
+async fn isolate(sh: Arc<Shared>, batch: Batch, first: Error) {
+    tracing::warn!(error = %first, jobs = batch.len(), "the database refused a batch of outcomes; writing them one by one");
+    for one in batch.split() {
+        let mut one = one;
+        for plain in [false, true] {
+            if plain {
+                one.plain_errors();
+            }
+            let items = finishes(&one);
+            match sh.client.finish_with(&items, sh.cfg.keep_completed).await {
+                Ok(written) => {
+                    record(&sh, one, &written);
+                    break;
+                }
+                Err(e) if refused(&e) && !plain => continue,
+                Err(e) if refused(&e) || matches!(e, Error::InvalidInput { .. }) => {
+                    tracing::error!(error = %e, id = items[0].lease.id,
+                        "the database refused this outcome; its lease will expire and the job run again");
+                    give_up(&sh, one);
+                    break;
+                }
+                // Not the content's fault after all: back to the outbox.
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Whether the database refused the statement for the data it carries
+/// (data exception, program limit), so writing it again cannot help.
+pub(crate) fn refused(e: &Error) -> bool {
+    e.sqlstate().is_some_and(|c| c.starts_with("22") || c.starts_with("54"))
+}
+
+/// Whether a failed statement may have been carried out anyway: the answer
+/// was lost (a dropped connection, a timeout), not an error from the server.
+pub(crate) fn ambiguous(e: &Error) -> bool {
+    matches!(e, Error::Timeout { .. }) || (matches!(e, Error::Transient(_)) && e.sqlstate().is_none())
+}
+
+/// Gives up on `batch`: its attempts are no longer held here (their leases
+/// run out and the rescuer takes the jobs back).
+fn give_up(sh: &Shared, batch: Batch) {
+    for d in batch.iter() {
+        sh.running.forget(d.lease);
+    }
+    batch.done();
+}
+
+/// Accounts for a written batch: metrics, events, stale warnings, the
+/// attempts no longer held, and the outbox room it held.
+pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
+    let by_lease: HashMap<Lease, &Done> = batch.iter().map(|d| (d.lease, d)).collect();
+    for &(lease, state) in &written.applied {
+        if let Some(d) = by_lease.get(&lease) {
             let m = &d.queue.metrics;
             match (&d.outcome, state) {
                 (Outcome::Completed, _) => m.completed.increment(1),
@@ -108,14 +178,25 @@ pub(crate) fn record(sh: &Shared, batch: &[Done], report: &FinishReport) {
                 _ => {}
             }
         }
-        sh.emit(Event::Finished { id, state });
+        sh.running.forget(lease);
+        sh.emit(Event::Finished { id: lease.id, state });
     }
-    for &id in &report.stale {
-        if let Some(d) = by_id.get(&id) {
+    for &lease in &written.stale {
+        sh.running.forget(lease);
+        match by_lease.get(&lease) {
+            Some(d) if d.resent => tracing::info!(
+                id = lease.id,
+                "outcome not confirmed: an earlier attempt to write it lost its answer and may have written it"
+            ),
+            _ => tracing::warn!(
+                id = lease.id,
+                "outcome not written: the lease was lost (the job was rescued and may run again)"
+            ),
+        }
+        if let Some(d) = by_lease.get(&lease) {
             d.queue.metrics.stale.increment(1);
         }
-        tracing::warn!(id, "outcome not written: the lease was lost (the job was rescued and may run again)");
-        sh.emit(Event::Stale { id });
+        sh.emit(Event::Stale { id: lease.id });
     }
-    sh.outbox.written(batch.len());
+    batch.done();
 }

@@ -87,6 +87,13 @@ pub enum Event {
         /// The error.
         error: String,
     },
+    /// Jobs leased to this worker that it did not know it held (a claim
+    /// whose answer was lost) were given back, unstarted, without using an
+    /// attempt.
+    Reconciled {
+        /// The jobs given back.
+        released: Vec<i64>,
+    },
     /// The worker finished shutting down.
     Stopped,
     /// This process won the leader election: it runs the maintenance

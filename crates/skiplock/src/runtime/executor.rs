@@ -1,5 +1,12 @@
 //! Runs one job: decode, time out, catch panics, honour cancellation, and
 //! classify what happened as an [`Outcome`].
+//!
+//! Whatever happens in here, the attempt ends with an outcome in the outbox:
+//! panics in the handler are caught and fail the attempt; user code the
+//! runtime calls itself (a custom [`Backoff`](crate::Backoff)) runs under
+//! `catch_unwind` too; and a [`Guard`] hands in a failure if this task
+//! unwinds anyway, so no attempt stays "running" under a lease its worker
+//! keeps renewing.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -10,10 +17,10 @@ use futures_util::FutureExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
-use super::{Done, Event, QueueRt, RunningEntry, Shared};
+use super::{Done, Event, QueueRt, Shared};
 use crate::client::Outcome;
 use crate::handler::{CancelReason, JobContext, JobErrorKind, RunningJob};
-use crate::job::ClaimedJob;
+use crate::job::{ClaimedJob, Lease};
 
 /// How the handler's future ended.
 enum Ended {
@@ -24,23 +31,38 @@ enum Ended {
     Dropped(CancelReason),
 }
 
-pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, job: ClaimedJob, slot: OwnedSemaphorePermit, sent: Instant) {
+/// An outcome before its retry wait is known: the part that runs no user
+/// code.
+enum Decided {
+    Final(Outcome),
+    /// Failed: retry after this wait, or after the queue's backoff.
+    Failed {
+        error: String,
+        after: Option<Duration>,
+    },
+}
+
+/// Runs `job`, whose attempt the producer registered as `running`, in one of
+/// its queue's slots.
+pub(crate) async fn run(
+    sh: Arc<Shared>,
+    q: Arc<QueueRt>,
+    job: ClaimedJob,
+    running: Arc<RunningJob>,
+    slot: OwnedSemaphorePermit,
+) {
     let span =
         tracing::info_span!("skiplock.job", id = job.id, kind = %job.kind, attempt = job.attempt, queue = %job.queue);
     async move {
         let lease = job.lease;
-        let running = Arc::new(RunningJob::new(&job, tokio_util::sync::CancellationToken::new()));
-        sh.running
-            .lock()
-            .expect("not poisoned")
-            .insert(job.id, RunningEntry { job: running.clone(), lease, deadline: sent + sh.cfg.lease });
+        let mut guard = Guard { sh: &sh, q: &q, lease, armed: true };
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
             q.metrics.latency.record(wait.as_secs_f64());
         }
         sh.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();
-        let outcome = match sh.cfg.handlers.get(&job.kind).or(sh.cfg.fallback.as_ref()) {
+        let decided = match sh.cfg.handlers.get(&job.kind).or(sh.cfg.fallback.as_ref()) {
             Some(reg) => {
                 let timeout = job.timeout.or(reg.timeout).unwrap_or(sh.cfg.timeout);
                 let handler = reg.handler.clone();
@@ -60,24 +82,74 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, job: ClaimedJob, slot:
                 };
                 metrics::histogram!("skiplock_job_run_seconds", "kind" => job.kind.clone())
                     .record(started.elapsed().as_secs_f64());
-                classify(&q, &running, ended)
+                decide(&running, ended)
             }
             None => {
                 tracing::warn!(kind = %job.kind, "no handler registered for this kind; the attempt fails and is retried");
                 metrics::counter!("skiplock_jobs_unknown_kind_total", "kind" => job.kind.clone()).increment(1);
-                Outcome::Failed {
+                Decided::Failed {
                     error: format!("no handler for kind {:?} in worker {}", job.kind, sh.cfg.worker_id),
-                    retry_in: q.backoff.delay(job.attempt),
+                    after: None,
                 }
             }
         };
-        sh.running.lock().expect("not poisoned").remove(&job.id);
-        // A full outbox means the database is behind: wait, holding the slot.
-        sh.outbox.push(Done { lease, outcome, queue: q.clone() }).await;
+        let outcome = match decided {
+            Decided::Final(o) => o,
+            Decided::Failed { error, after } => {
+                Outcome::Failed { retry_in: after.unwrap_or_else(|| retry_wait(&q, job.attempt)), error }
+            }
+        };
+        guard.armed = false;
+        sh.running.handler_ended(lease);
+        // A full outbox means the database is behind: wait, holding the slot
+        // (the heartbeat keeps the lease meanwhile).
+        sh.outbox.push(Done { lease, outcome, queue: q.clone(), holds_room: false, resent: false }).await;
         drop(slot);
     }
     .instrument(span)
     .await
+}
+
+/// The queue's retry wait after `attempt` failed. A custom backoff is user
+/// code: if it panics, the default policy's wait is used and the panic is
+/// reported.
+fn retry_wait(q: &QueueRt, attempt: i32) -> Duration {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| q.backoff.delay(attempt))) {
+        Ok(wait) => wait,
+        Err(panic) => {
+            tracing::error!(queue = %q.name, panic = %panic_message(panic.as_ref()),
+                "the retry policy panicked; using the default policy's wait");
+            crate::Backoff::default().delay(attempt)
+        }
+    }
+}
+
+/// Hands in a failure for an attempt whose executor unwinds before it could
+/// hand in its outcome (a bug, or a panic in code the runtime calls): the
+/// attempt counts, so a panic that repeats cannot loop forever.
+struct Guard<'a> {
+    sh: &'a Arc<Shared>,
+    q: &'a Arc<QueueRt>,
+    lease: Lease,
+    armed: bool,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.armed || !std::thread::panicking() {
+            return;
+        }
+        tracing::error!(
+            id = self.lease.id,
+            "the worker's runtime panicked while running this job; failing the attempt"
+        );
+        self.sh.running.handler_ended(self.lease);
+        let retry_in = crate::Backoff::default().delay(1);
+        let outcome =
+            Outcome::Failed { error: "the worker's runtime panicked while running this attempt".into(), retry_in };
+        let done = Done { lease: self.lease, outcome, queue: self.q.clone(), holds_room: false, resent: false };
+        self.sh.outbox.push_now(done);
+    }
 }
 
 /// Resolves when the handler must be dropped: after its token is cancelled
@@ -97,27 +169,29 @@ async fn stop_requested(sh: &Shared, job: &RunningJob) -> CancelReason {
     reason
 }
 
-fn classify(q: &QueueRt, job: &RunningJob, ended: Ended) -> Outcome {
-    let attempt = job.attempt;
-    let fail = |error: String| Outcome::Failed { error, retry_in: q.backoff.delay(attempt) };
+fn decide(job: &RunningJob, ended: Ended) -> Decided {
+    let fail = |error: String| Decided::Failed { error, after: None };
     match ended {
-        Ended::Returned(Ok(())) => Outcome::Completed,
+        Ended::Returned(Ok(())) => Decided::Final(Outcome::Completed),
         Ended::Returned(Err(e)) => match (e.kind, job.cancel_reason()) {
-            (JobErrorKind::Snooze(d), _) => Outcome::Snoozed(d),
-            (JobErrorKind::Cancel(r), _) => Outcome::Cancelled(Some(r)),
-            (JobErrorKind::Discard(r), _) => Outcome::Discarded(r),
+            (JobErrorKind::Snooze(d), _) => Decided::Final(Outcome::Snoozed(d)),
+            (JobErrorKind::Cancel(r), _) => Decided::Final(Outcome::Cancelled(Some(r))),
+            (JobErrorKind::Discard(r), _) => Decided::Final(Outcome::Discarded(r)),
             // A handler that gave up because it was told to stop.
-            (JobErrorKind::Retry { error, .. }, Some(CancelReason::Cancelled)) => Outcome::Cancelled(Some(error)),
-            (JobErrorKind::Retry { .. }, Some(CancelReason::Shutdown | CancelReason::LeaseLost)) => Outcome::Released,
-            (JobErrorKind::Retry { error, after: Some(after) }, None) => Outcome::Failed { error, retry_in: after },
-            (JobErrorKind::Retry { error, after: None }, None) => fail(error),
+            (JobErrorKind::Retry { error, .. }, Some(CancelReason::Cancelled)) => {
+                Decided::Final(Outcome::Cancelled(Some(error)))
+            }
+            (JobErrorKind::Retry { .. }, Some(CancelReason::Shutdown | CancelReason::LeaseLost)) => {
+                Decided::Final(Outcome::Released)
+            }
+            (JobErrorKind::Retry { error, after }, None) => Decided::Failed { error, after },
         },
         Ended::Panicked(msg) => fail(format!("panicked: {msg}")),
         Ended::TimedOut(after) => fail(format!("timed out after {}", humanize(after))),
-        Ended::Dropped(CancelReason::Cancelled) => {
-            Outcome::Cancelled(Some("cancelled; the handler did not stop within the cancel grace".to_owned()))
-        }
-        Ended::Dropped(CancelReason::Shutdown | CancelReason::LeaseLost) => Outcome::Released,
+        Ended::Dropped(CancelReason::Cancelled) => Decided::Final(Outcome::Cancelled(Some(
+            "cancelled; the handler did not stop within the cancel grace".to_owned(),
+        ))),
+        Ended::Dropped(CancelReason::Shutdown | CancelReason::LeaseLost) => Decided::Final(Outcome::Released),
     }
 }
 

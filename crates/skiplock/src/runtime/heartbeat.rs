@@ -1,15 +1,22 @@
 //! Keeps running jobs' leases alive with one statement for all of them, and
 //! stops handlers whose lease was lost, or can no longer be confirmed, before
 //! it runs out: no job runs in two places at once.
+//!
+//! Leases of attempts whose handler has ended but whose outcome is not
+//! written yet are extended too, so a slow database delays outcomes without
+//! letting their jobs be rescued and run again. The heartbeat has a
+//! connection of its own, so a busy pool never delays it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::running::BeatSnapshot;
+use crate::Client;
+use crate::error::Error;
 use crate::handler::CancelReason;
-use crate::job::Lease;
 
-pub(crate) async fn run(sh: Arc<Shared>) {
+pub(crate) async fn run(sh: Arc<Shared>, db: Client) {
     let lease = sh.cfg.lease;
     // Deadlines are checked often; heartbeats are sent every third of a lease.
     let check_every = (lease / 20).max(Duration::from_millis(10));
@@ -27,23 +34,19 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        let expiring: Vec<i64> = sh
-            .running
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .filter(|(_, e)| now + margin >= e.deadline && !e.job.token.is_cancelled())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expiring {
-            tracing::warn!(id, "lease not confirmed in time; stopping the handler before another worker may start it");
-            sh.cancel_running(id, CancelReason::LeaseLost);
+        for lease in sh.running.expiring(now, margin) {
+            if sh.cancel_lease(lease, CancelReason::LeaseLost) {
+                tracing::warn!(
+                    id = lease.id,
+                    "lease not confirmed in time; stopping the handler before another worker may start it"
+                );
+            }
         }
         // One heartbeat in flight at a time; the deadline checks above go on
         // while it waits on a slow or absent database.
         if now >= next_beat && beat.as_ref().is_none_or(|b| b.is_finished()) {
             next_beat = now + sh.cfg.heartbeat_interval;
-            beat = Some(tokio::spawn(beat_once(sh.clone())));
+            beat = Some(tokio::spawn(beat_once(sh.clone(), db.clone())));
         }
     }
     if let Some(b) = beat {
@@ -51,48 +54,49 @@ pub(crate) async fn run(sh: Arc<Shared>) {
     }
 }
 
-async fn beat_once(sh: Arc<Shared>) {
-    let (leases, progress): (Vec<Lease>, Vec<Option<String>>) = {
-        let running = sh.running.lock().expect("not poisoned");
-        running
-            .values()
-            .filter(|e| e.job.cancel_reason() != Some(CancelReason::LeaseLost))
-            .map(|e| (e.lease, e.job.progress.lock().expect("not poisoned").clone()))
-            .unzip()
-    };
-    if leases.is_empty() {
+async fn beat_once(sh: Arc<Shared>, db: Client) {
+    let snap = sh.running.beat_snapshot();
+    if snap.leases.is_empty() {
         return;
     }
     let sent = Instant::now();
-    match sh.client.heartbeat_with_progress(&leases, sh.cfg.lease, &progress).await {
-        Ok(report) => {
-            {
-                let sent_progress: std::collections::HashMap<i64, &Option<String>> =
-                    leases.iter().map(|l| l.id).zip(&progress).collect();
-                let mut running = sh.running.lock().expect("not poisoned");
-                for id in &report.extended {
-                    if let Some(e) = running.get_mut(id) {
-                        e.deadline = sent + sh.cfg.lease;
-                        // Progress written: clear it unless the handler set newer.
-                        let mut p = e.job.progress.lock().expect("not poisoned");
-                        if sent_progress.get(id).is_some_and(|sent| **sent == *p) {
-                            *p = None;
-                        }
-                    }
-                }
-            }
+    let result = match db.heartbeat_with_progress(&snap.leases, sh.cfg.lease, &snap.progress).await {
+        // Progress the database refuses (set_progress checks what it can,
+        // but not every limit) must not cost every job its lease: drop it
+        // and extend the leases without it.
+        Err(e) if refused_data(&e) && snap.progress.iter().any(Option::is_some) => {
+            let with: Vec<_> =
+                snap.leases.iter().zip(&snap.progress).filter(|(_, p)| p.is_some()).map(|(l, _)| *l).collect();
+            tracing::warn!(error = %e, jobs = ?with.iter().map(|l| l.id).collect::<Vec<_>>(),
+                "the database refused the jobs' progress; it is dropped");
+            sh.running.drop_progress(&with);
+            let bare = BeatSnapshot { progress: vec![None; snap.leases.len()], leases: snap.leases };
+            let r = db.heartbeat_with_progress(&bare.leases, sh.cfg.lease, &bare.progress).await;
+            r.map(|beat| (beat, bare))
+        }
+        r => r.map(|beat| (beat, snap)),
+    };
+    match result {
+        Ok((report, snap)) => {
+            sh.running.extended(&snap, &report.extended, sent, sh.cfg.lease);
             sh.emit(super::Event::Heartbeat { extended: report.extended.len(), lost: report.lost.len() });
-            for id in report.lost {
+            for lease in report.lost {
                 // A job that finished since the heartbeat's snapshot is
                 // "lost" too (its row is gone): only a running one matters.
-                if sh.cancel_running(id, CancelReason::LeaseLost) {
-                    tracing::warn!(id, "lease lost (rescued or finished elsewhere); stopping the handler");
+                if sh.cancel_lease(lease, CancelReason::LeaseLost) {
+                    tracing::warn!(id = lease.id, "lease lost (rescued or finished elsewhere); stopping the handler");
                 }
             }
-            for id in report.cancel_requested {
-                sh.cancel_running(id, CancelReason::Cancelled);
+            for lease in report.cancel_requested {
+                sh.cancel_lease(lease, CancelReason::Cancelled);
             }
         }
-        Err(e) => tracing::warn!(error = %e, jobs = leases.len(), "heartbeat failed; leases are not extended"),
+        Err(e) => tracing::warn!(error = %e, "heartbeat failed; leases are not extended"),
     }
+}
+
+/// Whether the database refused a value of the statement (data exception,
+/// program limit), rather than failing for want of a connection.
+fn refused_data(e: &Error) -> bool {
+    e.sqlstate().is_some_and(|c| c.starts_with("22") || c.starts_with("54"))
 }

@@ -25,11 +25,11 @@ mod executor;
 mod heartbeat;
 mod outbox;
 mod producer;
+mod running;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio::task::JoinHandle;
@@ -40,9 +40,10 @@ pub use events::{Event, WakeSource};
 
 use crate::Backoff;
 use crate::client::{Client, Outcome};
-use crate::handler::{CancelReason, RunningJob};
+use crate::handler::CancelReason;
 use crate::job::Lease;
 use crate::worker::Config;
+use running::RunningJobs;
 
 /// One queue as the runtime sees it.
 pub(crate) struct QueueRt {
@@ -108,20 +109,17 @@ impl QueueMetrics {
     }
 }
 
-/// A job whose handler is running.
-pub(crate) struct RunningEntry {
-    pub job: Arc<RunningJob>,
-    pub lease: Lease,
-    /// When the lease runs out by this process's clock, measured from when
-    /// the claim or last successful heartbeat was sent (so never late).
-    pub deadline: Instant,
-}
-
 /// An outcome on its way to the completer.
 pub(crate) struct Done {
     pub lease: Lease,
     pub outcome: Outcome,
     pub queue: Arc<QueueRt>,
+    /// Whether it holds a place in the outbox's room (see
+    /// [`outbox::Outbox::push_now`]).
+    pub holds_room: bool,
+    /// Whether a statement that carried it lost its answer (so it may have
+    /// been written already).
+    pub resent: bool,
 }
 
 /// State shared by all of a worker's tasks.
@@ -129,10 +127,13 @@ pub(crate) struct Shared {
     pub client: Client,
     pub cfg: Arc<Config>,
     pub queues: Vec<Arc<QueueRt>>,
-    pub running: Mutex<HashMap<i64, RunningEntry>>,
+    /// Every attempt held, from claim to written outcome.
+    pub running: RunningJobs,
     pub events: broadcast::Sender<Event>,
     /// Executors, awaited at shutdown.
     pub tracker: TaskTracker,
+    /// The completer's writes in flight, awaited before it ends.
+    pub flushes: TaskTracker,
     /// Cancelled first at shutdown: producers stop claiming.
     pub fetch_stop: CancellationToken,
     /// Cancelled at `stop_now`: handlers are dropped without grace.
@@ -144,8 +145,14 @@ pub(crate) struct Shared {
     /// True while the LISTEN connection is up (producers poll at the
     /// shortest interval otherwise).
     pub listening: AtomicBool,
+    /// Claims in flight hold it shared until their jobs are registered in
+    /// `running`; a reconciliation takes it exclusively (producer.rs).
+    pub claims: tokio::sync::RwLock<()>,
+    /// Set when a claim's answer was lost: the jobs it may have taken are
+    /// given back before the next claim.
+    pub reconcile_needed: AtomicBool,
     /// Outcomes waiting to be written.
-    pub outbox: outbox::Outbox,
+    pub outbox: Arc<outbox::Outbox>,
 }
 
 impl Shared {
@@ -160,18 +167,20 @@ impl Shared {
         self.queues.iter().find(|q| q.name == name)
     }
 
-    /// Asks a running job's handler to stop.
-    pub fn cancel_running(&self, id: i64, reason: CancelReason) -> bool {
-        let job = self.running.lock().expect("not poisoned").get(&id).map(|e| e.job.clone());
-        match job {
-            Some(job) => {
-                if !job.token.is_cancelled() {
-                    job.cancel(reason);
-                    self.emit(Event::CancelRequested { id, reason });
-                }
-                true
-            }
-            None => false,
+    /// Asks the handler of one attempt to stop, if it still runs; true if
+    /// it was asked now.
+    pub fn cancel_lease(&self, lease: Lease, reason: CancelReason) -> bool {
+        let asked = self.running.cancel(lease, reason);
+        if asked {
+            self.emit(Event::CancelRequested { id: lease.id, reason });
+        }
+        asked
+    }
+
+    /// Asks the running attempts of job `id` to stop (an operator's cancel).
+    pub fn cancel_job(&self, id: i64, reason: CancelReason) {
+        for lease in self.running.running_of(id) {
+            self.cancel_lease(lease, reason);
         }
     }
 
@@ -201,7 +210,7 @@ impl WorkerHandle {
 
     /// Jobs whose handlers are running now.
     pub fn running(&self) -> usize {
-        self.shared.running.lock().expect("not poisoned").len()
+        self.shared.running.running()
     }
 
     /// Stops gracefully: no new claims; running jobs get the shutdown grace
@@ -219,15 +228,7 @@ impl WorkerHandle {
     pub fn stop_now(&self) {
         self.shared.fetch_stop.cancel();
         self.shared.kill.cancel();
-        self.cancel_all(CancelReason::Shutdown);
-    }
-
-    fn cancel_all(&self, reason: CancelReason) {
-        let jobs: Vec<Arc<RunningJob>> =
-            self.shared.running.lock().expect("not poisoned").values().map(|e| e.job.clone()).collect();
-        for job in jobs {
-            job.cancel(reason);
-        }
+        self.shared.running.cancel_all(CancelReason::Shutdown);
     }
 
     async fn do_shutdown(&self) {
@@ -240,7 +241,7 @@ impl WorkerHandle {
         sh.tracker.close();
         if tokio::time::timeout(sh.cfg.shutdown_grace, sh.tracker.wait()).await.is_err() {
             tracing::info!(running = self.running(), "shutdown grace over: stopping the remaining jobs");
-            self.cancel_all(CancelReason::Shutdown);
+            sh.running.cancel_all(CancelReason::Shutdown);
             sh.tracker.wait().await;
         }
         sh.executors_done.cancel();
@@ -277,29 +278,46 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
     // Room for every slot's outcome plus a batch: executors wait for room
     // only when the database cannot keep up.
     let total: usize = queues.iter().map(|q| q.concurrency).sum();
-    let outbox = outbox::Outbox::new(total + cfg.complete_batch_max);
+    let outbox = Arc::new(outbox::Outbox::new(total + cfg.complete_batch_max));
     let shared = Arc::new(Shared {
         client,
         cfg: cfg.clone(),
         queues,
-        running: Mutex::new(HashMap::new()),
+        running: RunningJobs::default(),
         events,
         tracker: TaskTracker::new(),
+        flushes: TaskTracker::new(),
         fetch_stop: CancellationToken::new(),
         kill: CancellationToken::new(),
         services_stop: CancellationToken::new(),
         executors_done: CancellationToken::new(),
         listening: AtomicBool::new(false),
+        claims: tokio::sync::RwLock::new(()),
+        reconcile_needed: AtomicBool::new(false),
         outbox,
     });
+    // Producers and the completer are restarted if they panic, as services
+    // are: a bug in one claim must not stop a queue, nor one in a flush the
+    // outcomes.
     let producers = shared
         .queues
         .iter()
-        .flat_map(|q| (0..q.wakers.len()).map(|i| tokio::spawn(producer::run(shared.clone(), q.clone(), i))))
+        .flat_map(|q| {
+            (0..q.wakers.len()).map(|i| {
+                let (sh, q) = (shared.clone(), q.clone());
+                supervise("producer", shared.fetch_stop.clone(), move || producer::run(sh.clone(), q.clone(), i))
+            })
+        })
         .collect();
-    let completer = tokio::spawn(completer::run(shared.clone()));
     let sh = shared.clone();
-    let mut services = vec![spawn_service(&shared, "heartbeat", move || heartbeat::run(sh.clone()))];
+    // Never given up on: its outcomes must be written even at shutdown.
+    let completer = supervise("completer", CancellationToken::new(), move || completer::run(sh.clone()));
+    let sh = shared.clone();
+    let beat_db = shared.client.dedicated(1).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no connection of its own for the heartbeat; it shares the pool");
+        shared.client.clone()
+    });
+    let mut services = vec![spawn_service(&shared, "heartbeat", move || heartbeat::run(sh.clone(), beat_db.clone()))];
     let sh = shared.clone();
     services.push(spawn_service(&shared, "listener", move || crate::notify::run(sh.clone())));
     if cfg.maintenance {
@@ -322,7 +340,17 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let stop = sh.services_stop.clone();
+    supervise(name, sh.services_stop.clone(), service)
+}
+
+/// Runs `task` until it returns, restarting it a second after each panic
+/// (unless `stop` was cancelled meanwhile).
+pub(crate) fn supervise<F, Fut>(name: &'static str, stop: CancellationToken, task: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let service = task;
     tokio::spawn(async move {
         loop {
             match tokio::spawn(service()).await {

@@ -1,11 +1,19 @@
 //! Producers: claim batches sized to the free slots, hand each job to an
 //! executor, and carry waiting outcomes along in the same statement.
+//!
+//! A claim whose answer is lost (the connection dropped or timed out while
+//! the statement was under way) may have been committed: the jobs it took
+//! are then `running` under this worker's name with nobody running them.
+//! Before it claims again, the worker gives back every job leased to it
+//! that it does not know it holds ([`reconcile`]), as if it had never been
+//! claimed: no attempt is used up for a job that never started.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Event, QueueRt, Shared, WakeSource, completer, executor, sleep_or};
+use crate::handler::RunningJob;
 
 /// Longest wait for more free slots before claiming on a busy queue.
 const GATHER: Duration = Duration::from_millis(1);
@@ -46,12 +54,26 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 permit.merge(more);
             }
         }
+        if sh.reconcile_needed.load(Ordering::Acquire)
+            && let Err(e) = reconcile(&sh).await
+        {
+            drop(permit);
+            tracing::warn!(queue = %q.name, error = %e, "cannot yet give back jobs a lost claim may have taken; retrying");
+            if !sleep_or(&sh.fetch_stop, retry).await {
+                return;
+            }
+            retry = (retry * 2).min(CLAIM_RETRY_MAX);
+            continue;
+        }
         let want = permit.num_permits();
         busy.set(true);
         // Outcomes waiting in the outbox ride along: one statement, one
         // commit, for the outcomes and the next claim.
-        let done = sh.outbox.take(cfg.complete_batch_max);
+        let mut done = sh.outbox.take(cfg.complete_batch_max);
         let sent = Instant::now();
+        // Held until the claimed jobs are registered: a reconciliation
+        // waits for every claim in flight.
+        let gate = sh.claims.read().await;
         let result = sh
             .client
             .finish_and_claim(
@@ -64,10 +86,8 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
             )
             .await;
         match result {
-            Ok((report, jobs)) => {
-                if !done.is_empty() {
-                    completer::record(&sh, &done, &report);
-                }
+            Ok((written, jobs)) => {
+                completer::record(&sh, done, &written);
                 retry = Duration::from_millis(50);
                 let got = jobs.len();
                 if got > 0 {
@@ -75,10 +95,22 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                     sh.emit(Event::Claimed { queue: q.name.clone(), count: got });
                     for job in jobs {
                         let slot = permit.split(1).expect("one permit per claimed job");
-                        let task = executor::run(sh.clone(), q.clone(), job, slot, sent);
+                        let running = Arc::new(RunningJob::new(&job, tokio_util::sync::CancellationToken::new()));
+                        for older in sh.running.register(job.lease, running.clone(), sent + cfg.lease) {
+                            tracing::warn!(
+                                id = older.id,
+                                "an older attempt of this job still runs here; asked it to stop"
+                            );
+                            sh.emit(Event::CancelRequested {
+                                id: older.id,
+                                reason: crate::handler::CancelReason::LeaseLost,
+                            });
+                        }
+                        let task = executor::run(sh.clone(), q.clone(), job, running, slot);
                         sh.tracker.spawn(task);
                     }
                 }
+                drop(gate);
                 drop(permit);
                 last_full = got == want;
                 if got == want {
@@ -95,11 +127,27 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 }
             }
             Err(e) => {
-                drop(permit);
-                if !done.is_empty() {
-                    sh.outbox.put_back(done);
+                if completer::ambiguous(&e) {
+                    // The claim may have been committed: find out before the
+                    // next one (the gate is released first, or this waits
+                    // for itself).
+                    sh.reconcile_needed.store(true, Ordering::Release);
+                    done.mark_resent();
                 }
+                drop(gate);
+                drop(permit);
                 busy.set(false);
+                if !e.is_transient() && !done.is_empty() {
+                    // The database refused the statement, perhaps for an
+                    // outcome's sake: the completer writes (or sorts out)
+                    // the outcomes, and the claim goes on without them, so
+                    // one bad outcome cannot stop the queue.
+                    tracing::warn!(queue = %q.name, error = %e, "outcomes refused with a claim; claiming without them");
+                    let sh2 = sh.clone();
+                    sh.flushes.spawn(completer::flush(sh2, done));
+                    continue;
+                }
+                drop(done);
                 tracing::warn!(queue = %q.name, error = %e, "claim failed; retrying");
                 if !sleep_or(&sh.fetch_stop, retry).await {
                     return;
@@ -128,6 +176,25 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         };
         sh.emit(Event::Woken { queue: q.name.clone(), source });
     }
+}
+
+/// Gives back the jobs leased to this worker that it does not hold (see the
+/// module doc). Waits for every claim in flight first, so that the leases
+/// it knows are all the leases it holds.
+pub(crate) async fn reconcile(sh: &Shared) -> crate::Result<()> {
+    let _all = sh.claims.write().await;
+    if !sh.reconcile_needed.load(Ordering::Acquire) {
+        return Ok(()); // a sibling did it meanwhile
+    }
+    let known = sh.running.leases();
+    let released = sh.client.release_unknown(&sh.cfg.worker_id, &known).await?;
+    sh.reconcile_needed.store(false, Ordering::Release);
+    if !released.is_empty() {
+        tracing::warn!(ids = ?released,
+            "gave back jobs a claim took while its answer was lost (they never started; no attempt used)");
+        sh.emit(Event::Reconciled { released });
+    }
+    Ok(())
 }
 
 /// Whether this producer counts as claiming back to back (the completer

@@ -17,6 +17,7 @@ mod sql_api;
 #[cfg(feature = "sqlx")]
 mod sqlx_tx;
 mod statements;
+mod supervision;
 mod support;
 mod unique;
 mod vacuum;

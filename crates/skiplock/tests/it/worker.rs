@@ -268,7 +268,7 @@ async fn heartbeats_keep_a_long_job_leased_and_carry_its_progress() {
         .register::<Long, _, _>(move |_job, ctx| {
             let rx = rx.clone();
             async move {
-                ctx.set_progress(&serde_json::json!({ "step": 7 }));
+                ctx.set_progress(&serde_json::json!({ "step": 7 })).unwrap();
                 let rx = rx.lock().await.take().unwrap();
                 let _ = rx.await; // until the test says so
                 Ok(())

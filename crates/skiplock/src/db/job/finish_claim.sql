@@ -25,8 +25,9 @@
 -- $10 false deletes completed jobs without archiving them (the worker's
 -- `keep_completed(false)`); cancelled and discarded ones are always kept.
 --
--- Rows: ('finished', id, state) per outcome written, then ('claimed', id,
--- job columns…) per job claimed.
+-- Rows: ('finished', id, state, lease_token) per outcome written (the token
+-- tells two attempts of one job apart), then ('claimed', id, job columns…)
+-- per job claimed.
 WITH input AS (
     SELECT *
     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
@@ -76,7 +77,7 @@ requeued AS (
     FROM decided d
     WHERE j.id = d.id AND j.lease_token = d.lease_token
       AND d.next IN ('retryable', 'snoozed', 'released')
-    RETURNING j.id, j.queue, j.state::text AS state
+    RETURNING j.id, d.lease_token, j.queue, j.state::text AS state
 ),
 notified AS (
     -- Jobs that became available now wake their queue's workers.
@@ -107,12 +108,12 @@ claimed AS (
 )
 SELECT 'finished' AS row, id, next AS state, NULL::text AS queue, NULL::text AS kind, NULL::jsonb AS args,
        NULL::smallint AS priority, NULL::integer AS attempt, NULL::integer AS max_attempts,
-       NULL::bigint AS lease_token, NULL::timestamptz AS lease_expires_at, NULL::timestamptz AS run_at,
+       lease_token, NULL::timestamptz AS lease_expires_at, NULL::timestamptz AS run_at,
        NULL::timestamptz AS created_at, NULL::timestamptz AS attempted_at, NULL::text[] AS tags,
        NULL::jsonb AS meta, NULL::integer AS timeout_ms
 FROM finished
 UNION ALL
-SELECT 'finished', id, state, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'finished', id, state, NULL, NULL, NULL, NULL, NULL, NULL, lease_token, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM requeued, notified
 UNION ALL
 SELECT 'claimed', id, NULL, queue, kind, args, priority, attempt, max_attempts, lease_token,
