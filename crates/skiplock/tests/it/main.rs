@@ -1,6 +1,7 @@
 //! skiplock's integration tests: one binary, one file per area, one fresh
 //! database per test on a private PostgreSQL (see `skiplock-testdb`).
 
+mod cancel;
 mod claim;
 mod enqueue;
 mod explain;

@@ -204,8 +204,15 @@ async fn check(t: &TestDb, pg: &tokio_postgres::Client, ops: Vec<Op>) -> Result<
             Op::Complete { pick } | Op::Fail { pick, .. } | Op::Release { pick } => {
                 let Some(lease) = m.pick_lease(pick) else { continue };
                 let live = m.current(&lease);
+                let cancelling = live && m.jobs[&lease.id].cancel_requested;
                 let (report, next) = match op {
                     Op::Complete { .. } => (c.complete(&[lease]).await.unwrap(), Some(JobState::Completed)),
+                    // An operator's cancel wins over a failure or a release.
+                    Op::Fail { .. } if cancelling => (
+                        c.fail(&[(lease, "boom".to_owned(), Duration::ZERO)]).await.unwrap(),
+                        Some(JobState::Cancelled),
+                    ),
+                    Op::Release { .. } if cancelling => (c.release(&[lease]).await.unwrap(), Some(JobState::Cancelled)),
                     Op::Fail { later, .. } => {
                         let after = if later { Duration::from_secs(3600) } else { Duration::ZERO };
                         let j = &m.jobs[&lease.id];

@@ -8,6 +8,8 @@
 --   failed    -> retryable after the delay, or discarded once attempts are used up
 --   snoozed   -> scheduled after the delay (available if 0); the attempt is given back
 --   released  -> available now; the attempt is given back (worker shutdown)
+-- except that failed, snoozed and released end as cancelled when an operator
+-- asked to cancel the job while it ran.
 -- A job whose token no longer matches (rescued, reclaimed, cancelled) is not
 -- touched and not returned: the caller reports it as stale. A job holds a
 -- token exactly while it runs (constraint jobs_leased_iff_running), so the
@@ -34,8 +36,16 @@ WITH input AS (
         AS t(id, lease_token, outcome, error, delay_ms)
 ),
 decided AS (
-    SELECT i.id, i.lease_token, i.error, i.delay_ms,
-           CASE WHEN i.outcome = 'failed' AND j.attempt >= j.max_attempts THEN 'discarded'
+    -- An operator's cancel of a running job wins over every outcome that
+    -- would put the job back in the queue (the handler may never have seen
+    -- the cancel); a completion, the work done, stands.
+    SELECT i.id, i.lease_token, i.delay_ms,
+           CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
+                THEN coalesce(i.error, 'cancelled while running')
+                ELSE i.error END AS error,
+           CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
+                THEN 'cancelled'
+                WHEN i.outcome = 'failed' AND j.attempt >= j.max_attempts THEN 'discarded'
                 WHEN i.outcome = 'failed' THEN 'retryable'
                 ELSE i.outcome END AS next
     FROM input i
