@@ -480,10 +480,14 @@ impl Worker {
 }
 
 pub(crate) fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>())
+}
+
+/// This machine's host name (`host` if it cannot be read).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
-    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+        .unwrap_or_else(|| "host".to_owned())
 }

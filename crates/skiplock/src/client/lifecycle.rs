@@ -89,6 +89,8 @@ pub(crate) struct Beat {
     pub cancel_requested: Vec<Lease>,
     /// Leases that no longer held.
     pub lost: Vec<Lease>,
+    /// Whether the worker's registry entry was kept alive.
+    pub registered: bool,
 }
 
 impl From<Beat> for HeartbeatReport {
@@ -333,32 +335,55 @@ impl Client {
     /// Database errors; lost leases are reported in the result, not as
     /// errors. [`Error::InvalidInput`] for a `lease` under one millisecond.
     pub async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<HeartbeatReport> {
-        Ok(self.heartbeat_with_progress(leases, lease, &[]).await?.into())
+        Ok(self.heartbeat_with_progress(leases, lease, &[], None).await?.into())
     }
 
     /// [`Client::heartbeat`] that also stores each job's progress (JSON text,
-    /// or `None` to leave it) in `meta.progress`.
+    /// or `None` to leave it) in `meta.progress`, and keeps `worker`'s
+    /// registry entry alive.
     pub(crate) async fn heartbeat_with_progress(
         &self,
         leases: &[Lease],
         lease: Duration,
         progress: &[Option<String>],
+        worker: Option<q::Registered<'_>>,
     ) -> Result<Beat> {
         let lease_ms = millis("lease", lease)?;
         if lease_ms < 1 {
             return Err(Error::invalid("lease", "must be at least 1ms"));
         }
-        if leases.is_empty() {
+        if leases.is_empty() && worker.is_none() {
             return Ok(Beat::default());
         }
         let db = self.db().await?;
-        let held = q::heartbeat(&db, self.stmts(), leases, lease_ms, progress).await.map_err(|e| self.pg(e))?;
-        let kept: HashSet<Lease> = held.iter().map(|(l, _)| *l).collect();
+        let beaten =
+            q::heartbeat(&db, self.stmts(), leases, lease_ms, progress, worker).await.map_err(|e| self.pg(e))?;
+        let kept: HashSet<Lease> = beaten.held.iter().map(|(l, _)| *l).collect();
         Ok(Beat {
-            extended: held.iter().map(|(l, _)| *l).collect(),
-            cancel_requested: held.iter().filter(|(_, c)| *c).map(|(l, _)| *l).collect(),
+            extended: beaten.held.iter().map(|(l, _)| *l).collect(),
+            cancel_requested: beaten.held.iter().filter(|(_, c)| *c).map(|(l, _)| *l).collect(),
             lost: leases.iter().copied().filter(|l| !kept.contains(l)).collect(),
+            registered: beaten.registered,
         })
+    }
+
+    /// Takes worker id `p.id` for this process; false when a live process
+    /// holds it.
+    pub(crate) async fn worker_register(&self, p: &crate::db::worker::WorkerRegisterParams<'_>) -> Result<bool> {
+        let db = self.db().await?;
+        crate::db::worker::register(&db, self.stmts(), p).await.map_err(|e| self.pg(e))
+    }
+
+    /// The live process holding worker id `id`, if any.
+    pub(crate) async fn worker_holder(&self, id: &str) -> Result<Option<crate::db::worker::Holder>> {
+        let db = self.db().await?;
+        crate::db::worker::holder(&db, self.stmts(), id).await.map_err(|e| self.pg(e))
+    }
+
+    /// Gives up worker id `id` if `instance` holds it.
+    pub(crate) async fn worker_deregister(&self, id: &str, instance: i64) -> Result<bool> {
+        let db = self.db().await?;
+        crate::db::worker::deregister(&db, self.stmts(), id, instance).await.map_err(|e| self.pg(e))
     }
 
     /// Gives back the live jobs leased to `worker` that are not among

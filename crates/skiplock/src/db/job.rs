@@ -213,21 +213,47 @@ pub(crate) async fn finish_claim(
     Ok((finished, claimed))
 }
 
-/// Extends leases; returns the leases still held and whether each job has a
-/// cancel request.
+/// A worker's entry in the registry: its id and this process's instance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Registered<'a> {
+    pub id: &'a str,
+    pub instance: i64,
+    pub running: i32,
+}
+
+/// What a heartbeat found: the leases still held, with whether each job has
+/// a cancel request, and whether the registry entry was kept alive.
+pub(crate) struct Beaten {
+    pub held: Vec<(Lease, bool)>,
+    pub registered: bool,
+}
+
+/// Extends leases (and keeps `worker`'s registry entry alive, if given).
 pub(crate) async fn heartbeat(
     db: &dyn Exec,
     s: &Statements,
     leases: &[Lease],
     lease_ms: i64,
     progress: &[Option<String>],
-) -> Result<Vec<(Lease, bool)>, PgError> {
+    worker: Option<Registered<'_>>,
+) -> Result<Beaten, PgError> {
     let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
     let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
     let progress: Vec<Option<JsonText<'_>>> =
         (0..leases.len()).map(|i| progress.get(i).and_then(|p| p.as_deref()).map(JsonText)).collect();
-    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress]).await?;
-    rows.iter().map(|r| Ok((Lease { id: r.try_get(0)?, token: r.try_get(1)? }, r.try_get(2)?))).collect()
+    let (id, instance, running) = match worker {
+        Some(w) => (Some(w.id), Some(w.instance), Some(w.running)),
+        None => (None, None, None),
+    };
+    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress, &id, &instance, &running]).await?;
+    let mut out = Beaten { held: Vec::with_capacity(rows.len()), registered: false };
+    for r in &rows {
+        match r.try_get::<_, Option<i64>>(0)? {
+            Some(id) => out.held.push((Lease { id, token: r.try_get(1)? }, r.try_get(2)?)),
+            None => out.registered = true,
+        }
+    }
+    Ok(out)
 }
 
 /// Gives back the live jobs leased to `worker` but not among `known`;

@@ -13,6 +13,7 @@ pub(crate) mod periodic;
 pub(crate) mod queue;
 pub(crate) mod unique;
 pub(crate) mod vacuum;
+pub(crate) mod worker;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,7 +69,7 @@ statements! {
     job_notify => "job/notify.sql" [TEXT_ARRAY];
     job_copy_in => "job/copy_in.sql" [];
     job_finish_claim => "job/finish_claim.sql" [INT8_ARRAY, INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY, TEXT, INT8, INT8, TEXT, BOOL];
-    job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY];
+    job_heartbeat => "job/heartbeat.sql" [INT8_ARRAY, INT8_ARRAY, INT8, JSONB_ARRAY, TEXT, INT8, INT4];
     job_release_unknown => "job/release_unknown.sql" [TEXT, INT8_ARRAY, INT8_ARRAY];
     job_rescue => "job/rescue.sql" [INT8];
     job_promote => "job/promote.sql" [INT8];
@@ -95,6 +96,9 @@ statements! {
     archive_prune_default => "archive/prune_default.sql" [TIMESTAMPTZ, INT8, INT8, INT8, INT8];
     archive_lock_timeout => "archive/lock_timeout.sql" [TEXT];
     unique_prune => "unique/prune.sql" [TEXT, INT8];
+    worker_register => "worker/register.sql" [TEXT, INT8, TEXT, INT4, JSONB, INT8];
+    worker_holder => "worker/holder.sql" [TEXT];
+    worker_deregister => "worker/deregister.sql" [TEXT, INT8];
 }
 
 /// How statements reach the server.

@@ -141,7 +141,13 @@ impl Inner {
 pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
     let every = m.lease / 3;
     loop {
-        if let Err(e) = m.elect().await {
+        // Only a process that holds its worker id stands: two processes
+        // with one id would share the leadership (runtime/registry.rs).
+        if !sh.registry.is_registered() {
+            if m.leader.is_leader() {
+                m.lost("this worker's id is no longer registered to it");
+            }
+        } else if let Err(e) = m.elect().await {
             tracing::warn!(error = %e, "leader election round failed");
         }
         if !sleep_or(&sh.services_stop, every).await {

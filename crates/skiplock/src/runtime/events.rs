@@ -94,6 +94,17 @@ pub enum Event {
         /// The jobs given back.
         released: Vec<i64>,
     },
+    /// This process took its worker id in the workers registry: it claims
+    /// jobs and stands for election from now on.
+    Registered,
+    /// Another live process holds this worker's id: this one waits, claiming
+    /// nothing, until that one is gone (worker ids must be unique).
+    WorkerIdInUse {
+        /// The holder's host.
+        host: String,
+        /// The holder's process id.
+        pid: i32,
+    },
     /// The worker finished shutting down.
     Stopped,
     /// This process won the leader election: it runs the maintenance

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::running::BeatSnapshot;
 use crate::Client;
+use crate::db::job::Registered;
 use crate::error::Error;
 use crate::handler::CancelReason;
 
@@ -56,11 +57,19 @@ pub(crate) async fn run(sh: Arc<Shared>, db: Client) {
 
 async fn beat_once(sh: Arc<Shared>, db: Client) {
     let snap = sh.running.beat_snapshot();
-    if snap.leases.is_empty() {
+    // The registry entry lives as long as the leases do, so it is kept alive
+    // by the same statement, and by a heartbeat of no leases when idle.
+    let registered = sh.registry.is_registered();
+    if snap.leases.is_empty() && !registered {
         return;
     }
+    let worker = registered.then(|| Registered {
+        id: &sh.cfg.worker_id,
+        instance: sh.registry.instance,
+        running: i32::try_from(sh.running.running()).unwrap_or(i32::MAX),
+    });
     let sent = Instant::now();
-    let result = match db.heartbeat_with_progress(&snap.leases, sh.cfg.lease, &snap.progress).await {
+    let result = match db.heartbeat_with_progress(&snap.leases, sh.cfg.lease, &snap.progress, worker).await {
         // Progress the database refuses (set_progress checks what it can,
         // but not every limit) must not cost every job its lease: drop it
         // and extend the leases without it.
@@ -71,15 +80,20 @@ async fn beat_once(sh: Arc<Shared>, db: Client) {
                 "the database refused the jobs' progress; it is dropped");
             sh.running.drop_progress(&with);
             let bare = BeatSnapshot { progress: vec![None; snap.leases.len()], leases: snap.leases };
-            let r = db.heartbeat_with_progress(&bare.leases, sh.cfg.lease, &bare.progress).await;
+            let r = db.heartbeat_with_progress(&bare.leases, sh.cfg.lease, &bare.progress, worker).await;
             r.map(|beat| (beat, bare))
         }
         r => r.map(|beat| (beat, snap)),
     };
     match result {
         Ok((report, snap)) => {
+            if registered && !report.registered {
+                sh.registry.lost();
+            }
             sh.running.extended(&snap, &report.extended, sent, sh.cfg.lease);
-            sh.emit(super::Event::Heartbeat { extended: report.extended.len(), lost: report.lost.len() });
+            if !snap.leases.is_empty() {
+                sh.emit(super::Event::Heartbeat { extended: report.extended.len(), lost: report.lost.len() });
+            }
             for lease in report.lost {
                 // A job that finished since the heartbeat's snapshot is
                 // "lost" too (its row is gone): only a running one matters.

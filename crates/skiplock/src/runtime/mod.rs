@@ -25,6 +25,7 @@ mod executor;
 mod heartbeat;
 mod outbox;
 mod producer;
+mod registry;
 mod running;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -151,6 +152,8 @@ pub(crate) struct Shared {
     /// Set when a claim's answer was lost: the jobs it may have taken are
     /// given back before the next claim.
     pub reconcile_needed: AtomicBool,
+    /// This process's worker id in the workers registry.
+    pub registry: registry::Registry,
     /// Outcomes waiting to be written.
     pub outbox: Arc<outbox::Outbox>,
 }
@@ -254,6 +257,7 @@ impl WorkerHandle {
         for s in services {
             let _ = s.await;
         }
+        registry::deregister(sh).await;
         sh.emit(Event::Stopped);
     }
 }
@@ -294,6 +298,7 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         listening: AtomicBool::new(false),
         claims: tokio::sync::RwLock::new(()),
         reconcile_needed: AtomicBool::new(false),
+        registry: registry::Registry::new(),
         outbox,
     });
     // Producers and the completer are restarted if they panic, as services
@@ -320,6 +325,8 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
     let mut services = vec![spawn_service(&shared, "heartbeat", move || heartbeat::run(sh.clone(), beat_db.clone()))];
     let sh = shared.clone();
     services.push(spawn_service(&shared, "listener", move || crate::notify::run(sh.clone())));
+    let sh = shared.clone();
+    services.push(spawn_service(&shared, "registry", move || registry::run(sh.clone())));
     if cfg.maintenance {
         services.extend(crate::maintenance::spawn(shared.clone()));
     }

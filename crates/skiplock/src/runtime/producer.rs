@@ -32,6 +32,10 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
     let mut busy = Busy::new(&sh);
     let mut last_full = false;
     loop {
+        // Not before this process holds its worker id (registry.rs).
+        if !sh.registry.is_registered() && !sh.registry.wait(&sh.fetch_stop).await {
+            return;
+        }
         // Wait for one free slot, then take every other free one: the claim
         // asks for exactly what can start now, never more.
         let mut permit = tokio::select! {

@@ -114,7 +114,8 @@ macro_rules! migration {
 }
 
 /// Every migration this library knows, in order.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001", "init"), migration!(2, "0002", "operations")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!(1, "0001", "init"), migration!(2, "0002", "operations"), migration!(4, "0004", "runtime")];
 
 /// What a call to [`migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

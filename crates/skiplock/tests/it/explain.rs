@@ -18,8 +18,9 @@ const WORKER_QUERIES: &[(&str, &str, &str)] = &[
         "('{1,2}', '{1,2}', '{completed,failed}', '{NULL,x}', '{0,1000}', 'default', 100, 30000, 'w', true)",
         "jobs_pkey",
     ),
-    ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000, '{NULL,\"{}\"}')", "jobs_pkey"),
+    ("job/heartbeat.sql", "('{1,2}', '{1,2}', 30000, '{NULL,\"{}\"}', 'w', 1, 2)", "jobs_pkey"),
     ("job/rescue.sql", "(1000)", "jobs_lease_idx"),
+    ("job/release_unknown.sql", "('w', '{1}', '{1}')", "jobs_lease_idx"),
     ("job/promote.sql", "(1000)", "jobs_due_idx"),
 ];
 

@@ -12,6 +12,7 @@ mod migrate;
 mod model;
 mod periodic;
 mod pgbouncer;
+mod registry;
 mod retention;
 mod security;
 mod sql_api;

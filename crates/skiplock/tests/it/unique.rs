@@ -101,14 +101,40 @@ async fn a_scope_with_final_states_keeps_the_key_after_the_finish_and_only_for_t
     t.client.cancel(&[doomed.id]).await.unwrap();
     let fresh_one = t.client.enqueue_job(NewJob::new("k", &(), opts("cancel-me")).unwrap()).await.unwrap();
     assert!(fresh_one.inserted && fresh_one.id != doomed.id);
-    // Once retention drops the holder, the pruner frees its key.
+    // Once retention drops the holder, its key is free at once (the pruner
+    // only tidies the table up later).
     t.sql().await.execute("DELETE FROM skiplock.jobs_archive WHERE id = $1", &[&first.id]).await.unwrap();
+    let after = t.client.enqueue_job(NewJob::new("k", &(), opts("once")).unwrap()).await.unwrap();
+    assert!(after.inserted && after.id != first.id);
+}
+
+/// A key kept past its job's finish is free again as soon as that job is
+/// gone: dropped by retention, or deleted on completion by a worker that
+/// keeps no completed jobs. No pruner pass is needed first.
+#[tokio::test]
+async fn a_key_whose_holder_is_gone_is_free_at_once() {
+    let t = fresh().await;
+    let opts = || EnqueueOptions::new().unique_key("nightly").unique_states(JobState::ALL);
+    let first = t.client.enqueue_job(NewJob::new("k", &(), opts()).unwrap()).await.unwrap();
+    let worker = skiplock::Worker::builder(t.client.clone())
+        .queue("default", 1)
+        .keep_completed(false)
+        .register_any(None, |_args, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let handle = worker.start();
+    crate::support::wait_completed(&mut events, &[first.id]).await;
+    handle.shutdown().await;
+    assert_eq!(t.count("jobs_archive", "true").await, 0, "deleted, not archived");
+    let again = t.client.enqueue_job(NewJob::new("k", &(), opts()).unwrap()).await.unwrap();
+    assert!(again.inserted && again.id != first.id, "{again:?}");
+    // And the pruner then leaves the new holder's key alone.
     let m = Maintenance::builder(t.client.clone()).id("m").build().unwrap();
     assert!(m.elect().await.unwrap());
-    let report = m.archive_once(None).await.unwrap().unwrap();
-    assert_eq!(report.unique_keys_pruned, 1, "the key of the holder retention dropped");
-    let after = t.client.enqueue_job(NewJob::new("k", &(), opts("once")).unwrap()).await.unwrap();
-    assert!(after.inserted);
+    m.archive_once(None).await.unwrap().unwrap();
+    let held = t.client.enqueue_job(NewJob::new("k", &(), opts()).unwrap()).await.unwrap();
+    assert_eq!((held.id, held.inserted), (again.id, false));
 }
 
 #[tokio::test]
