@@ -76,7 +76,7 @@ pub use maintenance::{
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
 pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
-    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, Schema, fingerprint, migrate, migrate_to,
+    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
     version as schema_version,
 };
 pub use validate::{

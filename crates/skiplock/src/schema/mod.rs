@@ -15,9 +15,16 @@ use crate::error::{Error, Result};
 /// The default schema name, `skiplock`.
 pub const SCHEMA_DEFAULT: &str = "skiplock";
 
-/// A validated Postgres schema name: 1 to 63 bytes of `[a-z0-9_]`, starting
-/// with a letter or underscore, so it can be placed in SQL and in
-/// `LISTEN` channel names without quoting tricks.
+/// Longest schema name, in bytes: 55. PostgreSQL's identifiers (and NOTIFY
+/// channel names) hold at most 63 bytes, and the longest name derived from
+/// the schema's is its control channel, `{schema}_control` (8 bytes more).
+/// Every other derived name (the archive's partitions, indexes) lives inside
+/// the schema and is not prefixed with its name.
+pub const SCHEMA_NAME_MAX: usize = 63 - "_control".len();
+
+/// A validated Postgres schema name: 1 to [`SCHEMA_NAME_MAX`] (55) bytes of
+/// `[a-z0-9_]`, starting with a letter or underscore, so it can be placed in
+/// SQL and in `LISTEN` channel names without quoting tricks.
 ///
 /// # Example
 ///
@@ -35,15 +42,18 @@ impl Schema {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for `schema` when the name is empty, longer
-    /// than 63 bytes, starts with a digit or holds anything but lower-case
-    /// ASCII letters, digits and `_`.
+    /// than [`SCHEMA_NAME_MAX`] bytes, starts with a digit or `pg_`, or holds
+    /// anything but lower-case ASCII letters, digits and `_`.
     pub fn new(name: &str) -> Result<Schema> {
         let ok_first = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
         let ok_rest = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if name.is_empty() || name.len() > 63 || !ok_first || !ok_rest || name.starts_with("pg_") {
+        if name.is_empty() || name.len() > SCHEMA_NAME_MAX || !ok_first || !ok_rest || name.starts_with("pg_") {
             return Err(Error::invalid(
                 "schema",
-                format!("{name:?} is not a valid schema name (1-63 of a-z, 0-9, _; not starting with a digit or pg_)"),
+                format!(
+                    "{name:?} is not a valid schema name (1-{SCHEMA_NAME_MAX} of a-z, 0-9, _; not starting with a \
+                     digit or pg_)"
+                ),
             ));
         }
         Ok(Schema(name.to_owned()))
@@ -244,13 +254,19 @@ mod tests {
 
     #[test]
     fn schema_names_are_validated() {
-        for good in ["skiplock", "_x", "a1_b2", &"a".repeat(63)] {
+        for good in ["skiplock", "_x", "a1_b2", &"a".repeat(55)] {
             assert!(Schema::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "1abc", "Skiplock", "a-b", "a\"b", "a\0b", "pg_catalog", &"a".repeat(64), "é"] {
+        for bad in ["", "1abc", "Skiplock", "a-b", "a\"b", "a\0b", "pg_catalog", &"a".repeat(56), "é"] {
             let err = Schema::new(bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid schema:"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn derived_channel_names_fit_an_identifier() {
+        let longest = Schema::new(&"a".repeat(SCHEMA_NAME_MAX)).unwrap();
+        assert!(longest.insert_channel().len() <= 63 && longest.control_channel().len() == 63);
     }
 
     #[test]
