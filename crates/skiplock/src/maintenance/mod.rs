@@ -76,7 +76,7 @@ pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo};
 pub use partitions::{ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT};
 pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, Retention, UNIQUE_PRUNE_BATCH,
+    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
 };
 pub use vacuum::{VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
@@ -211,7 +211,7 @@ impl MaintenanceBuilder {
     ///
     /// [`Error::InvalidInput`] for the first bad setting: a periodic job's
     /// schedule or job, a name registered twice, a lease under
-    /// [`LEADER_LEASE_MIN`], a bad id.
+    /// [`LEADER_LEASE_MIN`], a retention over [`RETENTION_MAX`], a bad id.
     pub fn build(self) -> Result<Maintenance> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
@@ -225,6 +225,7 @@ impl MaintenanceBuilder {
         if self.archive_interval < Duration::from_secs(1) {
             return Err(Error::invalid("archive_interval", "must be at least 1s"));
         }
+        self.retention.check()?;
         let id = self.id.unwrap_or_else(crate::worker::default_worker_id);
         validate::text("id", &id, 255)?;
         Ok(Maintenance {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use skiplock::{JobState, Maintenance, Retention};
+use skiplock::{JobState, Maintenance, RETENTION_MAX, Retention};
 
 use crate::support::{TestDb, fresh};
 
@@ -110,4 +110,32 @@ async fn the_default_partition_is_pruned_by_retention_too() {
     let report = m.archive_once(None).await.unwrap().unwrap();
     assert_eq!(report.default_pruned, 1);
     assert_eq!(tables(&t).await, vec![(2, "skiplock.jobs_archive_default".to_owned())], "discarded kept forever");
+}
+
+/// Retention is bounded (`RETENTION_MAX`, 100 years; `None` keeps forever):
+/// a longer one is refused when the maintenance is built, naming the state,
+/// instead of overflowing the archive pass's interval arithmetic on every
+/// pass (so no partition was made ahead any more). The longest allowed
+/// runs a pass.
+#[tokio::test]
+async fn retention_past_its_maximum_is_refused_naming_the_state() {
+    let t = fresh().await;
+    let too_long = RETENTION_MAX + Duration::from_secs(1);
+    for (field, keep) in [
+        ("retention.completed", Retention::default().completed(Some(too_long))),
+        ("retention.cancelled", Retention::default().cancelled(Some(too_long))),
+        ("retention.discarded", Retention::default().discarded(Some(Duration::MAX))),
+    ] {
+        let e = Maintenance::builder(t.client.clone()).retention(keep).build().unwrap_err().to_string();
+        assert!(e.starts_with(&format!("invalid {field}: ")), "{e}");
+        let w = skiplock::Worker::builder(t.client.clone()).queue("default", 1).retention(keep);
+        let e = w.register_any(None, |_args, _ctx| async { Ok(()) }).build().err().unwrap().to_string();
+        assert!(e.starts_with(&format!("invalid {field}: ")), "the worker's builder too: {e}");
+    }
+    let longest = Retention::default().completed(Some(RETENTION_MAX)).cancelled(Some(RETENTION_MAX));
+    let m = Maintenance::builder(t.client.clone()).id("m").retention(longest.discarded(Some(RETENTION_MAX)));
+    let m = m.build().unwrap();
+    assert!(m.elect().await.unwrap());
+    let report = m.archive_once(None).await.unwrap().unwrap();
+    assert!(report.created.contains(&day(0)), "{report:?}");
 }
