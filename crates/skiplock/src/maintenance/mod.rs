@@ -73,7 +73,10 @@ pub use cron::{
     PeriodicJob, PeriodicReport, PeriodicRun,
 };
 pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo};
-pub use partitions::{ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT};
+pub use partitions::{
+    ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX, ARCHIVE_INTERVAL_DEFAULT,
+    ARCHIVE_LOCK_TIMEOUT,
+};
 pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
     RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
@@ -182,7 +185,7 @@ impl MaintenanceBuilder {
     }
 
     /// UTC days of archive partitions created beyond today (default
-    /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`], at most 366).
+    /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`], at most [`ARCHIVE_DAYS_AHEAD_MAX`]).
     pub fn archive_days_ahead(mut self, days: u32) -> Self {
         self.days_ahead = days;
         self
@@ -219,8 +222,9 @@ impl MaintenanceBuilder {
         if self.lease < LEADER_LEASE_MIN {
             return Err(Error::invalid("leader_lease", format!("must be at least {LEADER_LEASE_MIN:?}")));
         }
-        if self.days_ahead > 366 {
-            return Err(Error::invalid("archive_days_ahead", format!("{} is more than 366", self.days_ahead)));
+        if self.days_ahead > ARCHIVE_DAYS_AHEAD_MAX {
+            let e = format!("{} is more than {ARCHIVE_DAYS_AHEAD_MAX}", self.days_ahead);
+            return Err(Error::invalid("archive_days_ahead", e));
         }
         if self.archive_interval < Duration::from_secs(1) {
             return Err(Error::invalid("archive_interval", "must be at least 1s"));
@@ -371,10 +375,14 @@ impl Maintenance {
     /// partition and stale unique keys. `None` when this process does not
     /// lead.
     ///
+    /// `at` must lie within [`ARCHIVE_AT_WINDOW`] of the database's clock,
+    /// and not after it: retention is never applied ahead of time.
+    ///
     /// # Errors
     ///
     /// Database errors, such as a lock not granted within
-    /// [`ARCHIVE_LOCK_TIMEOUT`] (nothing is changed then).
+    /// [`ARCHIVE_LOCK_TIMEOUT`], or SQLSTATE 22023 for an `at` outside the
+    /// window (nothing is changed then).
     pub async fn archive_once(&self, at: Option<DateTime<Utc>>) -> Result<Option<ArchiveReport>> {
         self.inner.archive_pass(at).await
     }

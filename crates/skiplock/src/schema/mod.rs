@@ -64,10 +64,17 @@ impl Schema {
         &self.0
     }
 
-    /// Replaces `{schema}` with the quoted identifier and `{schema_name}`
-    /// with the bare name. The name was validated, so neither can break out.
+    /// Replaces `{schema}` with the quoted identifier, `{schema_name}` with
+    /// the bare name, and each of [`LIMITS`]' placeholders (`{KIND_MAX}`)
+    /// with its number. The name was validated, so neither can break out.
     pub(crate) fn render(&self, sql: &str) -> String {
-        sql.replace("{schema}", &format!("\"{}\"", self.0)).replace("{schema_name}", &self.0)
+        let mut out = sql.replace("{schema}", &format!("\"{}\"", self.0)).replace("{schema_name}", &self.0);
+        for (placeholder, value) in LIMITS {
+            if out.contains(placeholder) {
+                out = out.replace(placeholder, &value.to_string());
+            }
+        }
+        out
     }
 
     /// The NOTIFY channel that announces newly available jobs (payload: the queue).
@@ -99,6 +106,32 @@ impl fmt::Display for Schema {
     }
 }
 
+/// The limits SQL checks with, by placeholder: a migration writes
+/// `{KIND_MAX}` where it means [`KIND_MAX`](crate::KIND_MAX), and
+/// [`Schema::render`] puts in the number, so the SQL API's checks and the
+/// Rust ones come from the same constants. Durations are in whole seconds
+/// (`_S`) or milliseconds (`_MS`). A migration keeps the values it was
+/// applied with: changing one of these constants needs a migration that
+/// re-creates the functions using it.
+const LIMITS: &[(&str, i64)] = {
+    use crate::maintenance as m;
+    use crate::validate as v;
+    &[
+        ("{KIND_MAX}", v::KIND_MAX as i64),
+        ("{QUEUE_NAME_MAX}", v::QUEUE_NAME_MAX as i64),
+        ("{PRIORITY_DEFAULT}", v::PRIORITY_DEFAULT as i64),
+        ("{PRIORITY_MAX}", v::PRIORITY_MAX as i64),
+        ("{MAX_ATTEMPTS_DEFAULT}", v::MAX_ATTEMPTS_DEFAULT as i64),
+        ("{MAX_ATTEMPTS_LIMIT}", v::MAX_ATTEMPTS_LIMIT as i64),
+        ("{ARGS_MAX_BYTES_DEFAULT}", v::ARGS_MAX_BYTES_DEFAULT as i64),
+        ("{UNIQUE_KEY_MAX}", v::UNIQUE_KEY_MAX as i64),
+        ("{SCHEDULE_HORIZON_S}", v::SCHEDULE_HORIZON.as_secs() as i64),
+        ("{ARCHIVE_DAYS_AHEAD_MAX}", m::ARCHIVE_DAYS_AHEAD_MAX as i64),
+        ("{ARCHIVE_AT_WINDOW_S}", m::ARCHIVE_AT_WINDOW.as_secs() as i64),
+        ("{RETENTION_MAX_S}", m::RETENTION_MAX.as_secs() as i64),
+    ]
+};
+
 /// One embedded migration.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -124,7 +157,8 @@ macro_rules! migration {
 }
 
 /// Every migration this library knows, in order.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001", "init"), migration!(2, "0002", "operations")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!(1, "0001", "init"), migration!(2, "0002", "operations"), migration!(3, "0003", "reliability")];
 
 /// What a call to [`migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,16 +169,21 @@ pub struct MigrateReport {
     pub version: i32,
 }
 
-/// A fingerprint of the embedded migrations, for caching migrated
-/// template databases in tests.
+/// A fingerprint of the embedded migrations (and the limits rendered into
+/// them), for caching migrated template databases in tests.
 pub fn fingerprint() -> String {
     // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let limits = LIMITS.iter().map(|(k, v)| format!("{k}={v};")).collect::<String>();
     for m in MIGRATIONS {
         for b in m.up.bytes().chain(m.name.bytes()) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+    for b in limits.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
 }
@@ -276,6 +315,23 @@ mod tests {
             s.render("SELECT * FROM {schema}.jobs -- '{schema_name}_insert'"),
             "SELECT * FROM \"q\".jobs -- 'q_insert'"
         );
+    }
+
+    #[test]
+    fn render_fills_in_the_limits_and_leaves_no_placeholder() {
+        let s = Schema::default();
+        assert_eq!(s.render("x > {KIND_MAX}"), "x > 255");
+        // Every `{UPPER_CASE}` a migration or statement uses is a known limit.
+        let texts = MIGRATIONS.iter().flat_map(|m| [m.up, m.down]).map(|t| s.render(t));
+        let statements = crate::db::Statements::new(&s);
+        for text in texts.chain(statements.all().into_iter().map(|st| st.sql.to_string())) {
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find('{') {
+                rest = &rest[i + 1..];
+                let word: String = rest.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+                assert!(word.is_empty() || !rest[word.len()..].starts_with('}'), "unrendered {{{word}}}");
+            }
+        }
     }
 
     #[test]

@@ -286,3 +286,54 @@ async fn errors_given_to_client_fail_are_stored_without_the_database_url_or_pass
     let text = &row.errors[0].error;
     assert!(!text.contains(PW), "kept {text:?}");
 }
+
+/// Runs `sql` and expects SQLSTATE 22023 with a message naming `field`.
+async fn refused_naming(pg: &tokio_postgres::Client, sql: &str, field: &str) {
+    let e = pg.batch_execute(sql).await.expect_err(sql);
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e:?}"));
+    assert_eq!(db.code().code(), "22023", "{sql}: {}", db.message());
+    assert!(db.message().starts_with(&format!("invalid {field}: ")), "{sql}: {}", db.message());
+}
+
+/// The archive's `SECURITY DEFINER` functions run the owner's DDL for
+/// whoever may call them, so they bound their arguments: the worker role
+/// can neither drop every dated partition (`at` = infinity, negative
+/// retention, a time after now) nor create tables without bound.
+#[tokio::test]
+async fn the_archive_s_definer_functions_refuse_arguments_out_of_bounds() {
+    let t = fresh().await;
+    let roles = Roles::create(&t).await;
+    let pg = connect(&roles.url("app_worker", None)).await;
+    pg.batch_execute("SELECT * FROM skiplock.archive_partitions_ensure(now(), 3)").await.unwrap();
+    let parts = "SELECT count(*) FROM pg_class WHERE relnamespace = 'skiplock'::regnamespace AND relkind IN ('r', 'p') AND relname ~ '^jobs_archive_p'";
+    let owner = t.sql().await;
+    let before: i64 = owner.query_one(parts, &[]).await.unwrap().get(0);
+    assert_eq!(before, 4 * 4, "four days, each with its three leaves");
+    for (sql, field) in [
+        ("SELECT skiplock.archive_partitions_expire('infinity', '0', '0', '0')", "at"),
+        ("SELECT skiplock.archive_partitions_expire(now() + interval '2 days', '0', '0', '0')", "at"),
+        ("SELECT skiplock.archive_partitions_expire(NULL, '0', '0', '0')", "at"),
+        ("SELECT skiplock.archive_partitions_expire(now(), '-3 days', NULL, NULL)", "keep_completed"),
+        ("SELECT skiplock.archive_partitions_expire(now(), NULL, '-1 second', NULL)", "keep_cancelled"),
+        ("SELECT skiplock.archive_partitions_expire(now(), NULL, NULL, '1000 years')", "keep_discarded"),
+        ("SELECT skiplock.archive_partitions_ensure(now(), 2000000000)", "days_ahead"),
+        ("SELECT skiplock.archive_partitions_ensure(now(), 367)", "days_ahead"),
+        ("SELECT skiplock.archive_partitions_ensure(now(), -1)", "days_ahead"),
+        ("SELECT skiplock.archive_partitions_ensure(now(), NULL)", "days_ahead"),
+        ("SELECT skiplock.archive_partitions_ensure('infinity', 1)", "at"),
+        ("SELECT skiplock.archive_partitions_ensure(now() + interval '1 year', 1)", "at"),
+        ("SELECT skiplock.archive_partitions_ensure(now() - interval '1 year', 1)", "at"),
+    ] {
+        refused_naming(&pg, sql, field).await;
+    }
+    let after: i64 = owner.query_one(parts, &[]).await.unwrap().get(0);
+    assert_eq!(after, before, "nothing made, nothing dropped");
+    // Within bounds they work: a month back, retention of zero.
+    pg.batch_execute("SELECT * FROM skiplock.archive_partitions_ensure(now() - interval '30 days', 1)").await.unwrap();
+    let dropped = pg.query("SELECT * FROM skiplock.archive_partitions_expire(now(), '0', '0', '0')", &[]).await;
+    assert_eq!(dropped.unwrap().len(), 2, "the two past days");
+    let left: i64 = owner.query_one(parts, &[]).await.unwrap().get(0);
+    assert_eq!(left, before, "today's and later partitions stay");
+    drop(pg);
+    roles.drop(&t).await;
+}

@@ -1,0 +1,151 @@
+-- skiplock schema, version 3: reliability fixes ("Reliability round 2").
+--
+-- `{schema}` is the validated, quoted schema name; `{schema_name}` the bare
+-- one. Upper-case names in braces are the library's limits, rendered from
+-- the Rust constants by `Schema::render` (the list is `LIMITS` in
+-- crates/skiplock/src/schema/mod.rs), so the SQL checks and the Rust ones
+-- cannot drift apart. A migration keeps the values of its day: changing
+-- such a constant needs a new migration that re-creates what uses it.
+--
+-- The file is in sections, each self-contained and headed by a banner that
+-- says what it changes and why. 0003_reliability.down.sql reverts them in
+-- reverse order, restoring 0002's definitions exactly. Add a section at the
+-- end, and its revert at the top of the down file.
+
+-- ===========================================================================
+-- 1. The archive's SECURITY DEFINER functions (review #13, S1).
+--
+-- They run the owner's DDL for every role granted EXECUTE (the worker role),
+-- so they bound their arguments and raise SQLSTATE 22023 naming the one that
+-- is out of bounds:
+--   - `at` (the time a pass acts as of) lies within ARCHIVE_AT_WINDOW
+--     ({ARCHIVE_AT_WINDOW_S} s) of the database's clock, and for retention
+--     not after it: retention is never applied ahead of time, so today's
+--     partition (still written to) is never dropped;
+--   - `days_ahead` is 0 to ARCHIVE_DAYS_AHEAD_MAX ({ARCHIVE_DAYS_AHEAD_MAX});
+--   - each retention is NULL (forever) or 0 to RETENTION_MAX
+--     ({RETENTION_MAX_S} s).
+-- And they run with TimeZone UTC and DateStyle ISO: the day's bounds went
+-- into the ATTACH as text in the session's style (`11/12/2026 08:00:00 CST`
+-- under `SQL, DMY` and Asia/Shanghai), which PostgreSQL read back as US
+-- Central time, so the ATTACH failed (23514) on every pass.
+-- ===========================================================================
+
+-- Refuses an archive function's `at`: NULL, infinite, more than
+-- ARCHIVE_AT_WINDOW before the database's clock, or after it by more than
+-- that (`ahead`, making partitions) or at all (retention).
+CREATE FUNCTION {schema}.archive_check_at(at timestamptz, ahead boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET TimeZone = 'UTC' SET DateStyle = 'ISO' AS $$
+DECLARE
+    window_ interval := {ARCHIVE_AT_WINDOW_S} * interval '1 second';
+BEGIN
+    IF at IS NULL THEN
+        RAISE EXCEPTION 'invalid at: must not be null' USING ERRCODE = '22023';
+    END IF;
+    IF NOT isfinite(at) OR at < now() - window_ OR (ahead AND at > now() + window_) THEN
+        RAISE EXCEPTION 'invalid at: % is more than % days from the database''s clock (%)',
+            at, {ARCHIVE_AT_WINDOW_S} / 86400, now() USING ERRCODE = '22023';
+    END IF;
+    IF NOT ahead AND at > now() THEN
+        RAISE EXCEPTION 'invalid at: % is after the database''s clock (%): retention never looks ahead', at, now()
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- Refuses a retention (`field` names it) that is negative or over
+-- RETENTION_MAX; NULL keeps forever.
+CREATE FUNCTION {schema}.archive_check_keep(field text, keep interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF keep < interval '0' OR keep > {RETENTION_MAX_S} * interval '1 second' THEN
+        RAISE EXCEPTION 'invalid %: % is out of range 0 to % days (NULL keeps forever)',
+            field, keep, {RETENTION_MAX_S} / 86400 USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- As in 0002, with the bounds above.
+CREATE OR REPLACE FUNCTION {schema}.archive_partitions_ensure(at timestamptz, days_ahead integer) RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO'
+AS $$
+DECLARE
+    first date;
+    made  text;
+BEGIN
+    PERFORM {schema}.archive_check_at(at, true);
+    IF days_ahead IS NULL OR days_ahead NOT BETWEEN 0 AND {ARCHIVE_DAYS_AHEAD_MAX} THEN
+        RAISE EXCEPTION 'invalid days_ahead: % is out of range 0 to {ARCHIVE_DAYS_AHEAD_MAX}',
+            coalesce(days_ahead::text, 'null') USING ERRCODE = '22023';
+    END IF;
+    first := (at AT TIME ZONE 'UTC')::date;
+    FOR i IN 0 .. days_ahead LOOP
+        made := {schema}.archive_partition_create(first + i);
+        IF made IS NOT NULL THEN
+            RETURN NEXT made;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- As in 0002, with the bounds above.
+CREATE OR REPLACE FUNCTION {schema}.archive_partitions_expire(
+    at timestamptz, keep_completed interval, keep_cancelled interval, keep_discarded interval
+) RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO'
+AS $$
+DECLARE
+    part   record;
+    leaf   record;
+    day_hi timestamptz;
+    doomed text[];
+    leaves text[];
+BEGIN
+    PERFORM {schema}.archive_check_at(at, false);
+    PERFORM {schema}.archive_check_keep('keep_completed', keep_completed);
+    PERFORM {schema}.archive_check_keep('keep_cancelled', keep_cancelled);
+    PERFORM {schema}.archive_check_keep('keep_discarded', keep_discarded);
+    FOR part IN
+        SELECT c.relname
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '{schema}.jobs_archive'::regclass
+          AND c.relname ~ '^jobs_archive_p[0-9]{8}$'
+        ORDER BY c.relname
+    LOOP
+        day_hi := (to_date(substr(part.relname, 15), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC';
+        doomed := ARRAY(
+            SELECT s FROM unnest(ARRAY['completed', 'cancelled', 'discarded'],
+                                 ARRAY[keep_completed, keep_cancelled, keep_discarded]) AS k(s, keep)
+            WHERE keep IS NOT NULL AND day_hi <= at - keep);
+        IF cardinality(doomed) = 0 THEN
+            CONTINUE;
+        END IF;
+        leaves := ARRAY(
+            SELECT c.relname
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = format('%I.%I', '{schema_name}', part.relname)::regclass);
+        IF cardinality(doomed) = 3 OR NOT EXISTS (
+            SELECT 1 FROM unnest(leaves) AS l(name)
+            WHERE l.name NOT IN (SELECT part.relname || '_' || d FROM unnest(doomed) AS d)
+        ) THEN
+            EXECUTE format('DROP TABLE %I.%I', '{schema_name}', part.relname);
+            RETURN NEXT part.relname;
+            CONTINUE;
+        END IF;
+        FOR leaf IN SELECT part.relname || '_' || d AS name FROM unnest(doomed) AS d LOOP
+            IF leaf.name = ANY (leaves) THEN
+                EXECUTE format('DROP TABLE %I.%I', '{schema_name}', leaf.name);
+                RETURN NEXT leaf.name;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- The owner's own entry point (EXECUTE is not granted to anyone): its body
+-- is 0002's, its bounds now print as ISO text in UTC.
+ALTER FUNCTION {schema}.archive_partition_create(date) SET TimeZone = 'UTC' SET DateStyle = 'ISO';
+
+REVOKE EXECUTE ON FUNCTION {schema}.archive_check_at(timestamptz, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.archive_check_keep(text, interval) FROM PUBLIC;
