@@ -261,3 +261,34 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     handle.shutdown().await;
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && !q.paused));
 }
+
+/// `enqueue_many`'s integer fields take JSON integers only, as the Rust
+/// path's JSON does (the CLI's job objects: `"priority": 1.0` is "expected
+/// an integer"): `1.0` used to pass the integer check and then fail the
+/// cast with 22P02, naming no field.
+#[tokio::test]
+async fn enqueue_many_refuses_numbers_with_a_fraction_naming_the_field() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    for (jobs, want) in [
+        (r#"[{"kind": "a", "priority": 1.0}]"#, "invalid jobs[0].priority: must be an integer, not 1.0"),
+        (r#"[{"kind": "a"}, {"kind": "b", "priority": 2.5}]"#, "invalid jobs[1].priority: must be an integer, not 2.5"),
+        (r#"[{"kind": "a", "max_attempts": 3.0}]"#, "invalid jobs[0].max_attempts: must be an integer, not 3.0"),
+        (r#"[{"kind": "a", "max_attempts": -0.5}]"#, "invalid jobs[0].max_attempts: must be an integer, not -0.5"),
+        (
+            r#"[{"kind": "a", "max_attempts": 3000000000}]"#,
+            "invalid jobs[0].max_attempts: must be an integer, not 3000000000",
+        ),
+    ] {
+        let e = pg.query("SELECT * FROM skiplock.enqueue_many($1::text::jsonb)", &[&jobs]).await.unwrap_err();
+        let db = e.as_db_error().expect("a server error");
+        assert_eq!((db.code().code(), db.message()), ("22023", want), "{jobs}");
+    }
+    // Integers in any JSON spelling pass: 1e0 is the number 1 to jsonb.
+    let ids = pg
+        .query(r#"SELECT * FROM skiplock.enqueue_many('[{"kind": "a", "priority": 1e0, "max_attempts": 3}]')"#, &[])
+        .await
+        .unwrap();
+    let job = t.client.job(ids[0].get(0)).await.unwrap().unwrap();
+    assert_eq!((job.priority, job.max_attempts), (1, 3));
+}

@@ -2,6 +2,71 @@
 -- 0002's definitions exactly (bodies copied from 0002_operations.up.sql).
 
 -- ===========================================================================
+-- 2. The SQL API's input checks: 0002's check_job and job_field.
+-- ===========================================================================
+CREATE OR REPLACE FUNCTION {schema}.check_job(
+    prefix text, kind text, args jsonb, queue text, priority integer, run_at timestamptz,
+    max_attempts integer, unique_key text
+) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM {schema}.check_name(prefix || 'kind', kind, 255, '_.:/-', '_ . : / -');
+    PERFORM {schema}.check_name(prefix || 'queue', queue, 128, '_.:-', '_ . : -');
+    IF args IS NULL THEN
+        RAISE EXCEPTION 'invalid %args: must not be null (use ''{}'')', prefix USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(args::text) > 1048576 THEN
+        RAISE EXCEPTION 'invalid %args: is % bytes of JSON, the limit is 1048576', prefix, octet_length(args::text)
+            USING ERRCODE = '22023';
+    END IF;
+    IF priority IS NULL OR priority NOT BETWEEN 0 AND 9 THEN
+        RAISE EXCEPTION 'invalid %priority: % is out of range 0 (first) to 9 (last)', prefix, coalesce(priority::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF max_attempts IS NULL OR max_attempts NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'invalid %max_attempts: % is out of range 1 to 10000', prefix, coalesce(max_attempts::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF run_at IS NULL THEN
+        RAISE EXCEPTION 'invalid %run_at: must not be null', prefix USING ERRCODE = '22023';
+    END IF;
+    IF run_at < '1970-01-01 00:00:00+00' THEN
+        RAISE EXCEPTION 'invalid %run_at: % is before 1970-01-01', prefix, run_at USING ERRCODE = '22023';
+    END IF;
+    IF run_at > now() + interval '3660 days' THEN
+        RAISE EXCEPTION 'invalid %run_at: % is more than ten years ahead', prefix, run_at USING ERRCODE = '22023';
+    END IF;
+    IF unique_key IS NOT NULL AND unique_key = '' THEN
+        RAISE EXCEPTION 'invalid %unique_key: must not be empty', prefix USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(unique_key) > 512 THEN
+        RAISE EXCEPTION 'invalid %unique_key: is % bytes long, the limit is 512', prefix, octet_length(unique_key)
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {schema}.job_field(job jsonb, field text, want text, prefix text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v jsonb := job -> field;
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF want = 'integer' THEN
+        IF jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)
+           OR abs((v #>> '{}')::numeric) > 2147483647 THEN
+            RAISE EXCEPTION 'invalid %: must be an integer, not %', prefix || field, v USING ERRCODE = '22023';
+        END IF;
+    ELSIF want <> 'any' AND jsonb_typeof(v) <> want THEN
+        RAISE EXCEPTION 'invalid %: must be a %, not %', prefix || field, want, v USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- ===========================================================================
 -- 1. The archive's SECURITY DEFINER functions: 0002's bodies, unbounded, in
 -- the session's TimeZone and DateStyle.
 -- ===========================================================================

@@ -149,3 +149,82 @@ ALTER FUNCTION {schema}.archive_partition_create(date) SET TimeZone = 'UTC' SET 
 
 REVOKE EXECUTE ON FUNCTION {schema}.archive_check_at(timestamptz, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.archive_check_keep(text, interval) FROM PUBLIC;
+
+-- ===========================================================================
+-- 2. The SQL API's input checks (review #15(a)).
+--
+-- check_job's limits are rendered from validate.rs's constants instead of
+-- being copied by hand. job_field's integer check took 1.0 (equal to its
+-- truncation), whose cast to integer then failed with 22P02 naming no field;
+-- now an integer field takes the digits of an integer only, as the Rust
+-- path's JSON does (serde_json reads 1.0 as a float), and says which field.
+-- ===========================================================================
+
+-- Checks one job's fields; `prefix` is prepended to field names (`jobs[3].`).
+CREATE OR REPLACE FUNCTION {schema}.check_job(
+    prefix text, kind text, args jsonb, queue text, priority integer, run_at timestamptz,
+    max_attempts integer, unique_key text
+) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM {schema}.check_name(prefix || 'kind', kind, {KIND_MAX}, '_.:/-', '_ . : / -');
+    PERFORM {schema}.check_name(prefix || 'queue', queue, {QUEUE_NAME_MAX}, '_.:-', '_ . : -');
+    IF args IS NULL THEN
+        RAISE EXCEPTION 'invalid %args: must not be null (use ''{}'')', prefix USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(args::text) > {ARGS_MAX_BYTES_DEFAULT} THEN
+        RAISE EXCEPTION 'invalid %args: is % bytes of JSON, the limit is {ARGS_MAX_BYTES_DEFAULT}', prefix,
+            octet_length(args::text) USING ERRCODE = '22023';
+    END IF;
+    IF priority IS NULL OR priority NOT BETWEEN 0 AND {PRIORITY_MAX} THEN
+        RAISE EXCEPTION 'invalid %priority: % is out of range 0 (first) to {PRIORITY_MAX} (last)', prefix,
+            coalesce(priority::text, 'null') USING ERRCODE = '22023';
+    END IF;
+    IF max_attempts IS NULL OR max_attempts NOT BETWEEN 1 AND {MAX_ATTEMPTS_LIMIT} THEN
+        RAISE EXCEPTION 'invalid %max_attempts: % is out of range 1 to {MAX_ATTEMPTS_LIMIT}', prefix,
+            coalesce(max_attempts::text, 'null') USING ERRCODE = '22023';
+    END IF;
+    IF run_at IS NULL THEN
+        RAISE EXCEPTION 'invalid %run_at: must not be null', prefix USING ERRCODE = '22023';
+    END IF;
+    IF run_at < '1970-01-01 00:00:00+00' THEN
+        RAISE EXCEPTION 'invalid %run_at: % is before 1970-01-01', prefix, run_at USING ERRCODE = '22023';
+    END IF;
+    IF run_at > now() + {SCHEDULE_HORIZON_S} * interval '1 second' THEN
+        RAISE EXCEPTION 'invalid %run_at: % is more than ten years ahead', prefix, run_at USING ERRCODE = '22023';
+    END IF;
+    IF unique_key IS NOT NULL AND unique_key = '' THEN
+        RAISE EXCEPTION 'invalid %unique_key: must not be empty', prefix USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(unique_key) > {UNIQUE_KEY_MAX} THEN
+        RAISE EXCEPTION 'invalid %unique_key: is % bytes long, the limit is {UNIQUE_KEY_MAX}', prefix,
+            octet_length(unique_key) USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- One field of a job object for enqueue_many: its JSON value when present
+-- and not null, after checking its JSON type. An integer is digits alone:
+-- jsonb keeps the digits after a number's point (1.0 stays 1.0) and prints
+-- no exponent (1e0 is 1).
+CREATE OR REPLACE FUNCTION {schema}.job_field(job jsonb, field text, want text, prefix text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v jsonb := job -> field;
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF want = 'integer' THEN
+        IF jsonb_typeof(v) <> 'number' OR (v #>> '{}') !~ '^-?[0-9]{1,10}$' THEN
+            RAISE EXCEPTION 'invalid %: must be an integer, not %', prefix || field, v USING ERRCODE = '22023';
+        END IF;
+        IF abs((v #>> '{}')::bigint) > 2147483647 THEN
+            RAISE EXCEPTION 'invalid %: must be an integer, not %', prefix || field, v USING ERRCODE = '22023';
+        END IF;
+    ELSIF want <> 'any' AND jsonb_typeof(v) <> want THEN
+        RAISE EXCEPTION 'invalid %: must be a %, not %', prefix || field, want, v USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
