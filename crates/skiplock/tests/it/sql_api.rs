@@ -222,34 +222,25 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     let pg = t.sql().await;
     pg.execute("SELECT skiplock.pause('reports')", &[]).await.unwrap();
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && q.paused));
-    let first = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let first = first.unwrap().id;
-    // The enqueue's NOTIFY wakes the producer, whose claim finds the queue
-    // paused. A second enqueue's wake-up comes only after that claim is
-    // done (the producer waits again first), so the first claim has been
-    // made and found nothing by the time the second Woken arrives.
-    let mut woken = 0;
-    let second = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let second = second.unwrap().id;
-    while woken < 2 {
+    // Each enqueue's NOTIFY wakes the producer, whose claim finds the queue
+    // paused. A wake-up that comes while the producer claims is handled
+    // once that claim is done (the producer waits again first), so when the
+    // third Woken arrives the first two claims have been made and found
+    // nothing. Each enqueue waits for the previous wake-up: two NOTIFYs
+    // arriving together wake the producer once (a wake-up is a permit, not
+    // a count).
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap();
+        ids.push(t.client.enqueue_job(job).await.unwrap().id);
         match wait_for(&mut events, |e| {
             matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. })
         })
         .await
         {
-            Event::Woken { .. } => woken += 1,
+            Event::Woken { .. } => {}
             other => panic!("claimed from a paused queue: {other:?}"),
         }
-    }
-    // One more round trip through the producer, to be sure: it is idle and
-    // the jobs wait.
-    let third = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let third = third.unwrap().id;
-    match wait_for(&mut events, |e| matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. }))
-        .await
-    {
-        Event::Woken { .. } => {}
-        other => panic!("claimed from a paused queue: {other:?}"),
     }
     assert_eq!(t.count("jobs", "queue = 'reports' AND state = 'available'").await, 3);
     // Resume: the control NOTIFY wakes the producer at once (its poll
@@ -257,7 +248,7 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     pg.execute("SELECT skiplock.resume('reports')", &[]).await.unwrap();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
     assert_eq!(ev, Event::Woken { queue: "reports".into(), source: WakeSource::Notify });
-    finished(&mut events, &[first, second, third]).await;
+    finished(&mut events, &ids).await;
     handle.shutdown().await;
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && !q.paused));
 }
