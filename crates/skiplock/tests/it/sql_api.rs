@@ -283,3 +283,60 @@ async fn enqueue_many_refuses_numbers_with_a_fraction_naming_the_field() {
     let job = t.client.job(ids[0].get(0)).await.unwrap().unwrap();
     assert_eq!((job.priority, job.max_attempts), (1, 3));
 }
+
+/// Polls until backend `pid` waits for a lock (at most 10 s).
+async fn until_waiting_for_a_lock(t: &TestDb, pid: i32) {
+    let watcher = t.sql().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let sql = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1";
+    while !watcher.query_one(sql, &[&pid]).await.unwrap().get::<_, Option<bool>>(0).unwrap_or(false) {
+        assert!(tokio::time::Instant::now() < deadline, "backend {pid} never waited for a lock");
+        tokio::time::sleep(Duration::from_millis(5)).await; // a poll's interval, not a wait for an event
+    }
+}
+
+/// `skiplock.cancel` of a job that a claim (or a release) changed after the
+/// cancel's statement began (its snapshot saw the job as it was) but before
+/// the cancel reached the job's row: the cancel acts on the job as it is
+/// then. A job claimed meanwhile is flagged and reported 'cancelling'; a
+/// running job released meanwhile is cancelled. Both used to be reported as
+/// nothing and left alone (neither the waiting nor the running branch
+/// matched the new row); `Client::cancel` asked again, SQL callers did not.
+#[tokio::test]
+async fn sql_cancel_of_a_job_claimed_or_released_meanwhile_acts_on_it_as_it_is_then() {
+    let t = fresh().await;
+    let claim = "UPDATE skiplock.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+                     lease_token = nextval('skiplock.lease_token_seq'), lease_expires_at = now() + interval '1 minute',
+                     leased_by = 'w'
+                 WHERE id = $1";
+    let release = "UPDATE skiplock.jobs SET state = 'available', lease_token = NULL, lease_expires_at = NULL
+                   WHERE id = $1";
+    for (before, change, want, left) in [
+        (None, claim, "cancelling", "state = 'running' AND cancel_requested_at IS NOT NULL"),
+        (Some(claim), release, "cancelled", "false"),
+    ] {
+        let id = t.seed("default", "k", 1).await[0];
+        let mut writer = t.sql().await;
+        if let Some(before) = before {
+            writer.execute(before, &[&id]).await.unwrap();
+        }
+        // The change is in flight: made, uncommitted, holding the row.
+        let tx = writer.transaction().await.unwrap();
+        tx.execute(change, &[&id]).await.unwrap();
+        // The cancel starts now, and waits for the row.
+        let canceller = t.sql().await;
+        let pid: i32 = canceller.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        let cancel = tokio::spawn(async move {
+            let rows = canceller.query("SELECT id, result FROM skiplock.cancel(ARRAY[$1::bigint])", &[&id]).await;
+            rows.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(i64, String)>>()
+        });
+        until_waiting_for_a_lock(&t, pid).await;
+        tx.commit().await.unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), cancel).await.unwrap().unwrap();
+        assert_eq!(result, vec![(id, want.to_owned())], "{change}");
+        assert_eq!(t.count("jobs", &format!("id = {id} AND {left}")).await, i64::from(left != "false"), "{change}");
+        if want == "cancelled" {
+            assert_eq!(t.client.job(id).await.unwrap().unwrap().state, JobState::Cancelled);
+        }
+    }
+}

@@ -2,6 +2,44 @@
 -- 0002's definitions exactly (bodies copied from 0002_operations.up.sql).
 
 -- ===========================================================================
+-- 3. skiplock.cancel: 0002's single statement.
+-- ===========================================================================
+CREATE OR REPLACE FUNCTION {schema}.cancel(ids bigint[]) RETURNS TABLE (id bigint, result text)
+LANGUAGE sql AS $$
+WITH input AS (
+    SELECT DISTINCT unnest(ids) AS id
+),
+finished AS (
+    DELETE FROM {schema}.jobs j
+    USING input i
+    WHERE j.id = i.id AND j.state <> 'running'
+    RETURNING j.*
+),
+archived AS (
+    INSERT INTO {schema}.jobs_archive
+        (id, run_at, created_at, attempted_at, finished_at, lease_token, state, attempt,
+         max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta)
+    SELECT id, run_at, created_at, attempted_at, now(), lease_token, 'cancelled',
+           attempt, max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta
+    FROM finished
+),
+flagged AS (
+    UPDATE {schema}.jobs j
+    SET cancel_requested_at = coalesce(j.cancel_requested_at, now())
+    FROM input i
+    WHERE j.id = i.id AND j.state = 'running'
+    RETURNING j.id
+),
+notified AS (
+    SELECT count(pg_notify('{schema_name}_control', json_build_object('cancel', f.id)::text)) AS n
+    FROM flagged f
+)
+SELECT id, 'cancelled' FROM finished
+UNION ALL
+SELECT id, 'cancelling' FROM flagged, notified
+$$;
+
+-- ===========================================================================
 -- 2. The SQL API's input checks: 0002's check_job and job_field.
 -- ===========================================================================
 CREATE OR REPLACE FUNCTION {schema}.check_job(

@@ -228,3 +228,61 @@ BEGIN
     RETURN v;
 END
 $$;
+
+-- ===========================================================================
+-- 3. skiplock.cancel locks the jobs first (review S7).
+--
+-- 0002's cancel was one statement: a job claimed between its snapshot and
+-- its row lock (or a running job released meanwhile) matched neither the
+-- waiting branch nor the running one, so it was left alone and not
+-- reported; Client::cancel asked again, SQL callers could not know to.
+-- Now the jobs are locked first (FOR UPDATE waits for a claim, finish or
+-- rescue in flight, then holds the row), and the statement that cancels
+-- them takes its snapshot after that, so it sees each job as it is and
+-- nothing changes it until the caller's transaction ends.
+-- ===========================================================================
+
+-- Cancels jobs: a job that is not running is archived as cancelled at once;
+-- a running job is flagged and its worker told on the control channel (it
+-- ends as cancelled when its handler stops). Returns (id, 'cancelled' |
+-- 'cancelling') for the jobs found unfinished. Client::cancel calls this.
+CREATE OR REPLACE FUNCTION {schema}.cancel(ids bigint[]) RETURNS TABLE (id bigint, result text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    -- In id order, so concurrent cancels of overlapping sets cannot deadlock.
+    PERFORM 1 FROM {schema}.jobs j WHERE j.id = ANY (ids) ORDER BY j.id FOR UPDATE;
+    RETURN QUERY
+    WITH input AS (
+        SELECT DISTINCT unnest(ids) AS id
+    ),
+    finished AS (
+        DELETE FROM {schema}.jobs j
+        USING input i
+        WHERE j.id = i.id AND j.state <> 'running'
+        RETURNING j.*
+    ),
+    archived AS (
+        INSERT INTO {schema}.jobs_archive
+            (id, run_at, created_at, attempted_at, finished_at, lease_token, state, attempt,
+             max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta)
+        SELECT id, run_at, created_at, attempted_at, now(), lease_token, 'cancelled',
+               attempt, max_attempts, timeout_ms, priority, queue, kind, args, unique_key, leased_by, errors, tags, meta
+        FROM finished
+    ),
+    flagged AS (
+        UPDATE {schema}.jobs j
+        SET cancel_requested_at = coalesce(j.cancel_requested_at, now())
+        FROM input i
+        WHERE j.id = i.id AND j.state = 'running'
+        RETURNING j.id
+    ),
+    notified AS (
+        SELECT count(pg_notify('{schema_name}_control', json_build_object('cancel', f.id)::text)) AS n
+        FROM flagged f
+    )
+    SELECT id, 'cancelled' FROM finished
+    UNION ALL
+    SELECT id, 'cancelling' FROM flagged, notified;
+END
+$$;
