@@ -117,9 +117,9 @@ async fn migrate_is_idempotent_and_goes_down_only_when_confirmed() {
     let db = fresh().await;
     for _ in 0..2 {
         let r = sk(&db, &["migrate", "--json"]).await.json();
-        assert_eq!(r, json!({"schema": "skiplock", "direction": "up", "applied": [], "version": 2}));
+        assert_eq!(r, json!({"schema": "skiplock", "direction": "up", "applied": [], "version": 3}));
     }
-    assert!(sk(&db, &["migrate"]).await.ok().contains("at version 2; nothing to do"));
+    assert!(sk(&db, &["migrate"]).await.ok().contains("at version 3; nothing to do"));
 
     let refused = sk(&db, &["migrate", "--to", "0"]).await;
     assert!(refused.error_line().contains("pass --yes"), "{refused:?}");
@@ -127,18 +127,22 @@ async fn migrate_is_idempotent_and_goes_down_only_when_confirmed() {
 
     let down = sk(&db, &["migrate", "--to", "0", "--yes", "--json"]).await.json();
     assert_eq!(down["direction"], "down");
-    assert_eq!(down["applied"], json!([2, 1]));
+    assert_eq!(down["applied"], json!([3, 2, 1]));
     assert_eq!(down["version"], 0);
     let unmigrated = sk(&db, &["stats"]).await;
     assert!(unmigrated.error_line().contains("is not migrated (run `skiplock migrate`)"), "{unmigrated:?}");
 
     let up = sk(&db, &["migrate"]).await;
-    assert!(up.ok().contains("applied 0001_init, 0002_operations in schema \"skiplock\"; now at version 2"), "{up:?}");
+    assert!(
+        up.ok()
+            .contains("applied 0001_init, 0002_operations, 0003_reliability in schema \"skiplock\"; now at version 3"),
+        "{up:?}"
+    );
     assert_eq!(sk(&db, &["migrate", "--json"]).await.json()["applied"], json!([]));
 
     // A second queue in a schema of its own.
     let other = sk(&db, &["--schema", "jobs_b", "migrate", "--json"]).await.json();
-    assert_eq!((other["schema"].as_str(), other["applied"].clone()), (Some("jobs_b"), json!([1, 2])));
+    assert_eq!((other["schema"].as_str(), other["applied"].clone()), (Some("jobs_b"), json!([1, 2, 3])));
 }
 
 #[tokio::test]

@@ -72,7 +72,7 @@ pub use cron::{
     Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
     PeriodicJob, PeriodicReport, PeriodicRun,
 };
-pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo};
+pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo};
 pub use partitions::{
     ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX, ARCHIVE_INTERVAL_DEFAULT,
     ARCHIVE_LOCK_TIMEOUT,
@@ -156,7 +156,8 @@ impl MaintenanceBuilder {
     }
 
     /// How long the leader's lease lasts unrenewed (default
-    /// [`LEADER_LEASE_DEFAULT`], at least [`LEADER_LEASE_MIN`]). It renews
+    /// [`LEADER_LEASE_DEFAULT`], from [`LEADER_LEASE_MIN`] to
+    /// [`LEADER_LEASE_MAX`]). It renews
     /// every third of it, and a dead leader is replaced within about a third
     /// of it after the lease ran out.
     pub fn leader_lease(mut self, lease: Duration) -> Self {
@@ -214,13 +215,17 @@ impl MaintenanceBuilder {
     ///
     /// [`Error::InvalidInput`] for the first bad setting: a periodic job's
     /// schedule or job, a name registered twice, a lease under
-    /// [`LEADER_LEASE_MIN`], a retention over [`RETENTION_MAX`], a bad id.
+    /// [`LEADER_LEASE_MIN`] or over [`LEADER_LEASE_MAX`], a retention over
+    /// [`RETENTION_MAX`], a bad id.
     pub fn build(self) -> Result<Maintenance> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
         if self.lease < LEADER_LEASE_MIN {
             return Err(Error::invalid("leader_lease", format!("must be at least {LEADER_LEASE_MIN:?}")));
+        }
+        if self.lease > LEADER_LEASE_MAX {
+            return Err(Error::invalid("leader_lease", format!("must be at most {LEADER_LEASE_MAX:?}")));
         }
         if self.days_ahead > ARCHIVE_DAYS_AHEAD_MAX {
             let e = format!("{} is more than {ARCHIVE_DAYS_AHEAD_MAX}", self.days_ahead);

@@ -129,6 +129,7 @@ const LIMITS: &[(&str, i64)] = {
         ("{ARCHIVE_DAYS_AHEAD_MAX}", m::ARCHIVE_DAYS_AHEAD_MAX as i64),
         ("{ARCHIVE_AT_WINDOW_S}", m::ARCHIVE_AT_WINDOW.as_secs() as i64),
         ("{RETENTION_MAX_S}", m::RETENTION_MAX.as_secs() as i64),
+        ("{LEADER_LEASE_MAX_MS}", m::LEADER_LEASE_MAX.as_millis() as i64),
     ]
 };
 

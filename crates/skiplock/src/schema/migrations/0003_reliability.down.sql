@@ -2,6 +2,153 @@
 -- 0002's definitions exactly (bodies copied from 0002_operations.up.sql).
 
 -- ===========================================================================
+-- 4. Least privilege: 0002's enqueue and enqueue_many, and none of the
+-- narrow SECURITY DEFINER functions. (The role grants of OPERATIONS.md
+-- before this version need UPDATE and DELETE on the tables again.)
+-- ===========================================================================
+CREATE OR REPLACE FUNCTION {schema}.enqueue(
+    kind text,
+    args jsonb,
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    run_at timestamptz DEFAULT now(),
+    max_attempts integer DEFAULT 20,
+    unique_key text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    new_id    bigint;
+    new_state {schema}.job_state;
+BEGIN
+    PERFORM {schema}.check_job('', kind, args, queue, priority, run_at, max_attempts, unique_key);
+    -- A holder that finishes between the insert and the look-up frees its
+    -- key: insert again (at most three times).
+    FOR attempt IN 1 .. 3 LOOP
+        INSERT INTO {schema}.jobs AS j (queue, kind, args, priority, run_at, state, max_attempts, unique_key)
+        VALUES (queue, kind, args, priority, run_at,
+                CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END::{schema}.job_state,
+                max_attempts, unique_key)
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+        RETURNING j.id, j.state INTO new_id, new_state;
+        IF new_id IS NOT NULL THEN
+            IF new_state = 'available' THEN
+                PERFORM pg_notify('{schema_name}_insert', queue);
+            END IF;
+            RETURN new_id;
+        END IF;
+        SELECT j.id INTO new_id FROM {schema}.jobs j WHERE j.unique_key = enqueue.unique_key;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'duplicate unique key "%": its holder keeps changing', unique_key USING ERRCODE = '23505';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {schema}.enqueue_many(jobs jsonb) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    job      jsonb;
+    i        integer := 0;
+    p        text;
+    f        text;
+    v_run    jsonb;
+    kinds    text[] := '{}';
+    argss    jsonb[] := '{}';
+    queues   text[] := '{}';
+    prios    integer[] := '{}';
+    runs     timestamptz[] := '{}';
+    maxes    integer[] := '{}';
+    keys     text[] := '{}';
+    ids      bigint[];
+    done     bigint[];
+    holder   bigint;
+BEGIN
+    IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+        RAISE EXCEPTION 'invalid jobs: must be a JSON array of job objects' USING ERRCODE = '22023';
+    END IF;
+    FOR job IN SELECT e FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(e, n) ORDER BY n LOOP
+        p := format('jobs[%s].', i);
+        IF jsonb_typeof(job) <> 'object' THEN
+            RAISE EXCEPTION 'invalid jobs[%]: must be a JSON object, not %', i, job USING ERRCODE = '22023';
+        END IF;
+        FOR f IN SELECT jsonb_object_keys(job) LOOP
+            IF f <> ALL (ARRAY['kind', 'args', 'queue', 'priority', 'run_at', 'max_attempts', 'unique_key']) THEN
+                RAISE EXCEPTION 'invalid jobs[%]: unknown field "%" (known: kind, args, queue, priority, run_at, max_attempts, unique_key)',
+                    i, f USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        kinds  := kinds  || ({schema}.job_field(job, 'kind', 'string', p) #>> '{}');
+        argss  := argss  || coalesce({schema}.job_field(job, 'args', 'any', p), '{}'::jsonb);
+        queues := queues || coalesce({schema}.job_field(job, 'queue', 'string', p) #>> '{}', 'default');
+        prios  := prios  || coalesce(({schema}.job_field(job, 'priority', 'integer', p) #>> '{}')::integer, 0);
+        maxes  := maxes  || coalesce(({schema}.job_field(job, 'max_attempts', 'integer', p) #>> '{}')::integer, 20);
+        keys   := keys   || ({schema}.job_field(job, 'unique_key', 'string', p) #>> '{}');
+        v_run  := {schema}.job_field(job, 'run_at', 'string', p);
+        BEGIN
+            runs := runs || coalesce((v_run #>> '{}')::timestamptz, now());
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+            RAISE EXCEPTION 'invalid %run_at: % is not a timestamp (use ISO 8601, e.g. 2030-01-01T00:00:00Z)', p, v_run
+                USING ERRCODE = '22023';
+        END;
+        PERFORM {schema}.check_job(p, kinds[i + 1], argss[i + 1], queues[i + 1], prios[i + 1], runs[i + 1],
+                                   maxes[i + 1], keys[i + 1]);
+        i := i + 1;
+    END LOOP;
+
+    -- One statement for the lot, in unique-key order so concurrent batches
+    -- take the key index's entries in one order (no deadlock).
+    WITH input AS (
+        SELECT nextval('{schema}.jobs_id_seq') AS id, t.*
+        FROM unnest(kinds, argss, queues, prios, runs, maxes, keys) WITH ORDINALITY
+            AS t(kind, args, queue, priority, run_at, max_attempts, unique_key, ord)
+    ),
+    inserted AS (
+        INSERT INTO {schema}.jobs (id, queue, kind, args, priority, run_at, state, max_attempts, unique_key)
+        SELECT id, queue, kind, args, priority, run_at,
+               CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END::{schema}.job_state,
+               max_attempts, unique_key
+        FROM input
+        ORDER BY unique_key, ord
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+        RETURNING id, queue, state
+    ),
+    notified AS (
+        SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
+        FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
+    )
+    SELECT (SELECT array_agg(id ORDER BY ord) FROM input),
+           (SELECT coalesce(array_agg(id), '{}') FROM inserted, notified)
+    INTO ids, done;
+
+    FOR k IN 1 .. coalesce(cardinality(ids), 0) LOOP
+        IF ids[k] = ANY (done) THEN
+            RETURN NEXT ids[k];
+        ELSE
+            -- Its unique key was taken (by an earlier job, or one of this
+            -- batch): the holder's id, or enqueue it again if the holder
+            -- finished meanwhile.
+            SELECT j.id INTO holder FROM {schema}.jobs j WHERE j.unique_key = keys[k];
+            IF holder IS NULL THEN
+                holder := {schema}.enqueue(kinds[k], argss[k], queues[k], prios[k], runs[k], maxes[k], keys[k]);
+            END IF;
+            RETURN NEXT holder;
+        END IF;
+    END LOOP;
+END
+$$;
+
+DROP FUNCTION IF EXISTS {schema}.leader_resign(text);
+DROP FUNCTION IF EXISTS {schema}.leader_guard(text);
+DROP FUNCTION IF EXISTS {schema}.leader_elect(text, bigint);
+DROP FUNCTION IF EXISTS {schema}.archive_prune_default(timestamptz, interval, interval, interval, bigint);
+DROP FUNCTION IF EXISTS {schema}.unique_keys_prune(text, bigint);
+DROP FUNCTION IF EXISTS {schema}.unique_key_holders(text[], boolean);
+DROP FUNCTION IF EXISTS {schema}.unique_keys_claim(text[], bigint[], text[], timestamptz[]);
+
+-- ===========================================================================
 -- 3. skiplock.cancel: 0002's single statement.
 -- ===========================================================================
 CREATE OR REPLACE FUNCTION {schema}.cancel(ids bigint[]) RETURNS TABLE (id bigint, result text)

@@ -286,3 +286,379 @@ BEGIN
     SELECT id, 'cancelling' FROM flagged, notified;
 END
 $$;
+
+-- ===========================================================================
+-- 4. Least privilege (review #13).
+--
+-- The roles of docs/OPERATIONS.md used to need wide grants for a few narrow
+-- operations: the enqueue role UPDATE on unique_keys (to take over a key
+-- that had expired) and SELECT of every job's key and state (to find a
+-- key's holder); the worker role UPDATE and DELETE on jobs_archive,
+-- unique_keys, leader and periodic. Each such operation now runs in a
+-- SECURITY DEFINER function that does only that one thing, with its rules
+-- inside and its arguments checked (SQLSTATE 22023 naming the argument), so
+-- the roles are granted these functions instead of the tables:
+--   unique_keys_claim     enqueue, worker   claim free keys (insert.sql)
+--   unique_key_holders    enqueue, worker   who holds these keys (holders.sql)
+--   unique_keys_prune     worker            delete keys that no longer hold
+--   archive_prune_default worker            retention's deletes in the
+--                                           default partition
+--   leader_elect, leader_guard, leader_resign
+--                         worker            the leader row, a lease of at
+--                                           most LEADER_LEASE_MAX
+-- And the SQL API's enqueue and enqueue_many (which run with the caller's
+-- rights) no longer read jobs beyond the ids they inserted: the state of a
+-- new job is computed before its insert, and a key's holder is asked of
+-- unique_key_holders.
+--
+-- The functions below are revoked from PUBLIC: only roles granted EXECUTE
+-- may call them.
+-- ===========================================================================
+
+-- Claims unique keys that outlive their job, for jobs about to be inserted:
+-- key p_keys[i] for job p_job_ids[i], held also in the final states
+-- p_final_states[i] (a text array literal such as '{completed}'), until
+-- p_expires_at[i] (NULL: no expiry). A key taken already is taken over only
+-- if it expired or its job finished in a state outside its scope. Returns
+-- the job ids whose key was claimed. The first of a batch's rows with one
+-- key wins, and keys are claimed in key order, so concurrent batches with
+-- overlapping keys cannot deadlock.
+CREATE FUNCTION {schema}.unique_keys_claim(
+    p_keys text[], p_job_ids bigint[], p_final_states text[], p_expires_at timestamptz[]
+) RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_keys), 0);
+BEGIN
+    IF coalesce(cardinality(p_job_ids), 0) <> n OR coalesce(cardinality(p_final_states), 0) <> n
+       OR coalesce(cardinality(p_expires_at), 0) <> n THEN
+        RAISE EXCEPTION 'invalid keys: the four arrays must be as long' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_keys, p_job_ids) AS t(k, j) WHERE k IS NULL OR j IS NULL) THEN
+        RAISE EXCEPTION 'invalid keys: a key or job id is null' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_final_states) AS t(s)
+               WHERE s IS NULL OR cardinality(s::{schema}.job_state[]) = 0
+                  OR NOT s::{schema}.job_state[] <@ ARRAY['completed', 'cancelled', 'discarded']::{schema}.job_state[]) THEN
+        RAISE EXCEPTION 'invalid final_states: each must be some of completed, cancelled, discarded'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_expires_at) AS t(e)
+               WHERE e > now() + {SCHEDULE_HORIZON_S} * interval '1 second') THEN
+        RAISE EXCEPTION 'invalid expires_at: more than ten years ahead' USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    INSERT INTO {schema}.unique_keys AS u (key, job_id, final_states, expires_at)
+    SELECT DISTINCT ON (t.k) t.k, t.j, t.s::{schema}.job_state[], t.e
+    FROM unnest(p_keys, p_job_ids, p_final_states, p_expires_at) WITH ORDINALITY AS t(k, j, s, e, ord)
+    ORDER BY t.k, t.ord
+    ON CONFLICT (key) DO UPDATE
+    SET job_id = EXCLUDED.job_id, final_states = EXCLUDED.final_states, expires_at = EXCLUDED.expires_at,
+        created_at = now()
+    WHERE u.expires_at <= now()
+       OR EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id AND a.state <> ALL (u.final_states))
+    RETURNING u.job_id;
+END
+$$;
+
+-- The jobs holding the unique keys p_keys: (key, job_id). An unfinished job
+-- holds its key in the hot table; with p_finished, a key whose scope
+-- includes final states may instead be held (in unique_keys) by a finished
+-- job still in the archive. It tells only of the keys asked for, which an
+-- enqueue with that key would tell too.
+CREATE FUNCTION {schema}.unique_key_holders(p_keys text[], p_finished boolean)
+RETURNS TABLE (key text, job_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT j.unique_key, j.id FROM {schema}.jobs j WHERE j.unique_key = ANY (p_keys)
+UNION ALL
+SELECT u.key, u.job_id
+FROM {schema}.unique_keys u
+WHERE p_finished
+  AND u.key = ANY (p_keys)
+  AND NOT EXISTS (SELECT 1 FROM {schema}.jobs j WHERE j.unique_key = u.key)
+  AND EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id)
+$$;
+
+-- Deletes unique keys that no longer hold, looking at up to p_limit keys
+-- after p_after (in key order; the pruner walks the table across passes):
+-- expired ones, those whose job finished in a state outside the key's
+-- final_states, and those whose job is gone (dropped by retention). Returns
+-- the last key looked at (NULL at the end of the table) and how many were
+-- deleted. The delete re-checks job_id, so a key taken over meanwhile is
+-- kept.
+CREATE FUNCTION {schema}.unique_keys_prune(p_after text, p_limit bigint) RETURNS TABLE (last text, n bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_after IS NULL THEN
+        RAISE EXCEPTION 'invalid after: must not be null (the start is '''')' USING ERRCODE = '22023';
+    END IF;
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'invalid limit: % is not a positive number of keys', coalesce(p_limit::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH looked AS (
+        SELECT u.key, u.job_id, u.final_states, u.expires_at
+        FROM {schema}.unique_keys u
+        WHERE u.key > p_after
+        ORDER BY u.key
+        LIMIT p_limit
+    ),
+    dead AS (
+        SELECT l.key, l.job_id
+        FROM looked l
+        WHERE l.expires_at <= now()
+           OR NOT EXISTS (SELECT 1 FROM {schema}.jobs j WHERE j.id = l.job_id)
+              AND NOT EXISTS (SELECT 1 FROM {schema}.jobs_archive a
+                              WHERE a.id = l.job_id AND a.state = ANY (l.final_states))
+    ),
+    deleted AS (
+        DELETE FROM {schema}.unique_keys u
+        USING dead d
+        WHERE u.key = d.key AND u.job_id = d.job_id
+        RETURNING 1
+    )
+    SELECT (SELECT max(l.key) FROM looked l), (SELECT count(*) FROM deleted);
+END
+$$;
+
+-- Retention in the archive's default partition (rows that finished outside
+-- the dated days): deletes up to p_limit rows past their state's retention
+-- at p_at (NULL keeps that state forever). The same bounds as
+-- archive_partitions_expire. Returns the number deleted.
+CREATE FUNCTION {schema}.archive_prune_default(
+    p_at timestamptz, keep_completed interval, keep_cancelled interval, keep_discarded interval, p_limit bigint
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO'
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM {schema}.archive_check_at(p_at, false);
+    PERFORM {schema}.archive_check_keep('keep_completed', keep_completed);
+    PERFORM {schema}.archive_check_keep('keep_cancelled', keep_cancelled);
+    PERFORM {schema}.archive_check_keep('keep_discarded', keep_discarded);
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'invalid limit: % is not a positive number of rows', coalesce(p_limit::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    WITH doomed AS (
+        SELECT ctid
+        FROM {schema}.jobs_archive_default
+        WHERE (state = 'completed' AND finished_at < p_at - keep_completed)
+           OR (state = 'cancelled' AND finished_at < p_at - keep_cancelled)
+           OR (state = 'discarded' AND finished_at < p_at - keep_discarded)
+        LIMIT p_limit
+    ),
+    deleted AS (
+        DELETE FROM {schema}.jobs_archive_default a USING doomed d WHERE a.ctid = d.ctid
+        RETURNING 1
+    )
+    SELECT count(*) INTO n FROM deleted;
+    RETURN n;
+END
+$$;
+
+-- Becomes or stays the leader: p_id takes the leader row for p_lease_ms
+-- (at most LEADER_LEASE_MAX, {LEADER_LEASE_MAX_MS} ms) if it holds it
+-- already or the holder's lease expired (database clock). Returns a row only
+-- when p_id leads now: when it was elected, when its lease ends, and the
+-- database's clock.
+CREATE FUNCTION {schema}.leader_elect(p_id text, p_lease_ms bigint)
+RETURNS TABLE (elected_at timestamptz, expires_at timestamptz, db_now timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    IF p_lease_ms IS NULL OR p_lease_ms NOT BETWEEN 1 AND {LEADER_LEASE_MAX_MS} THEN
+        RAISE EXCEPTION 'invalid lease: % ms is out of range 1 to {LEADER_LEASE_MAX_MS}', coalesce(p_lease_ms::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    INSERT INTO {schema}.leader AS l (name, leader_id, elected_at, expires_at)
+    VALUES ('default', p_id, now(), now() + p_lease_ms * interval '1 millisecond')
+    ON CONFLICT (name) DO UPDATE
+    SET leader_id = EXCLUDED.leader_id,
+        elected_at = CASE WHEN l.leader_id = EXCLUDED.leader_id THEN l.elected_at ELSE now() END,
+        expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at < now() OR l.leader_id = EXCLUDED.leader_id
+    RETURNING l.elected_at, l.expires_at, now();
+END
+$$;
+
+-- The first statement of a maintenance pass's transaction: the database's
+-- clock if p_id leads now (its lease not expired at this moment), with the
+-- leader row locked FOR SHARE until the transaction ends, so a takeover
+-- (which must update the row) waits for the pass; no row otherwise.
+CREATE FUNCTION {schema}.leader_guard(p_id text) RETURNS SETOF timestamptz
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT clock_timestamp()
+FROM {schema}.leader
+WHERE name = 'default' AND leader_id = p_id AND expires_at > clock_timestamp()
+FOR SHARE
+$$;
+
+-- Gives up leadership: deletes the leader row if p_id holds it. Returns the
+-- id if it did.
+CREATE FUNCTION {schema}.leader_resign(p_id text) RETURNS SETOF text
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DELETE FROM {schema}.leader WHERE name = 'default' AND leader_id = p_id
+RETURNING leader_id
+$$;
+
+REVOKE EXECUTE ON FUNCTION {schema}.unique_keys_claim(text[], bigint[], text[], timestamptz[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.unique_key_holders(text[], boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.unique_keys_prune(text, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.archive_prune_default(timestamptz, interval, interval, interval, bigint)
+    FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.leader_elect(text, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.leader_guard(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.leader_resign(text) FROM PUBLIC;
+
+-- Enqueues one job and returns its id (0002's, reading no other job: the
+-- new job's state is computed before the insert, and a unique key's holder
+-- is asked of unique_key_holders). A run_at in the future schedules it.
+-- With a unique key held by an unfinished job, nothing is inserted and the
+-- holder's id is returned. Workers of the queue are woken when the
+-- surrounding transaction commits.
+CREATE OR REPLACE FUNCTION {schema}.enqueue(
+    kind text,
+    args jsonb,
+    queue text DEFAULT 'default',
+    priority integer DEFAULT {PRIORITY_DEFAULT},
+    run_at timestamptz DEFAULT now(),
+    max_attempts integer DEFAULT {MAX_ATTEMPTS_DEFAULT},
+    unique_key text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    new_id    bigint;
+    new_state {schema}.job_state;
+BEGIN
+    PERFORM {schema}.check_job('', kind, args, queue, priority, run_at, max_attempts, unique_key);
+    new_state := CASE WHEN enqueue.run_at > now() THEN 'scheduled' ELSE 'available' END;
+    -- A holder that finishes between the insert and the look-up frees its
+    -- key: insert again (at most three times). The conflict is any unique
+    -- index's (naming jobs_unique_key_idx would need SELECT on unique_key);
+    -- the id is new, so only the key's can be.
+    FOR attempt IN 1 .. 3 LOOP
+        INSERT INTO {schema}.jobs AS j (queue, kind, args, priority, run_at, state, max_attempts, unique_key)
+        VALUES (queue, kind, args, priority, run_at, new_state, max_attempts, unique_key)
+        ON CONFLICT DO NOTHING
+        RETURNING j.id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            IF new_state = 'available' THEN
+                PERFORM pg_notify('{schema_name}_insert', queue);
+            END IF;
+            RETURN new_id;
+        END IF;
+        SELECT h.job_id INTO new_id FROM {schema}.unique_key_holders(ARRAY[enqueue.unique_key], false) h;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'duplicate unique key "%": its holder keeps changing', unique_key USING ERRCODE = '23505';
+END
+$$;
+
+-- Enqueues the jobs of a JSON array, all or none, in one INSERT, and returns
+-- their ids in input order (for a unique key held by an unfinished job, the
+-- holder's id). Each element is an object with "kind" and optional "args"
+-- (default {}), "queue", "priority", "run_at" (ISO 8601 text),
+-- "max_attempts" and "unique_key"; unknown fields are refused. (0002's,
+-- reading no other job, as enqueue.)
+CREATE OR REPLACE FUNCTION {schema}.enqueue_many(jobs jsonb) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    job      jsonb;
+    i        integer := 0;
+    p        text;
+    f        text;
+    v_run    jsonb;
+    kinds    text[] := '{}';
+    argss    jsonb[] := '{}';
+    queues   text[] := '{}';
+    prios    integer[] := '{}';
+    runs     timestamptz[] := '{}';
+    maxes    integer[] := '{}';
+    keys     text[] := '{}';
+    ids      bigint[];
+    done     bigint[];
+    holder   bigint;
+BEGIN
+    IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+        RAISE EXCEPTION 'invalid jobs: must be a JSON array of job objects' USING ERRCODE = '22023';
+    END IF;
+    FOR job IN SELECT e FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(e, n) ORDER BY n LOOP
+        p := format('jobs[%s].', i);
+        IF jsonb_typeof(job) <> 'object' THEN
+            RAISE EXCEPTION 'invalid jobs[%]: must be a JSON object, not %', i, job USING ERRCODE = '22023';
+        END IF;
+        FOR f IN SELECT jsonb_object_keys(job) LOOP
+            IF f <> ALL (ARRAY['kind', 'args', 'queue', 'priority', 'run_at', 'max_attempts', 'unique_key']) THEN
+                RAISE EXCEPTION 'invalid jobs[%]: unknown field "%" (known: kind, args, queue, priority, run_at, max_attempts, unique_key)',
+                    i, f USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        kinds  := kinds  || ({schema}.job_field(job, 'kind', 'string', p) #>> '{}');
+        argss  := argss  || coalesce({schema}.job_field(job, 'args', 'any', p), '{}'::jsonb);
+        queues := queues || coalesce({schema}.job_field(job, 'queue', 'string', p) #>> '{}', 'default');
+        prios  := prios  || coalesce(({schema}.job_field(job, 'priority', 'integer', p) #>> '{}')::integer,
+                                     {PRIORITY_DEFAULT});
+        maxes  := maxes  || coalesce(({schema}.job_field(job, 'max_attempts', 'integer', p) #>> '{}')::integer,
+                                     {MAX_ATTEMPTS_DEFAULT});
+        keys   := keys   || ({schema}.job_field(job, 'unique_key', 'string', p) #>> '{}');
+        v_run  := {schema}.job_field(job, 'run_at', 'string', p);
+        BEGIN
+            runs := runs || coalesce((v_run #>> '{}')::timestamptz, now());
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+            RAISE EXCEPTION 'invalid %run_at: % is not a timestamp (use ISO 8601, e.g. 2030-01-01T00:00:00Z)', p, v_run
+                USING ERRCODE = '22023';
+        END;
+        PERFORM {schema}.check_job(p, kinds[i + 1], argss[i + 1], queues[i + 1], prios[i + 1], runs[i + 1],
+                                   maxes[i + 1], keys[i + 1]);
+        i := i + 1;
+    END LOOP;
+
+    -- One statement for the lot, in unique-key order so concurrent batches
+    -- take the key index's entries in one order (no deadlock). The queues
+    -- to wake come from the input, joined to the ids inserted.
+    WITH input AS (
+        SELECT nextval('{schema}.jobs_id_seq') AS id, t.*,
+               CASE WHEN t.run_at > now() THEN 'scheduled' ELSE 'available' END::{schema}.job_state AS state
+        FROM unnest(kinds, argss, queues, prios, runs, maxes, keys) WITH ORDINALITY
+            AS t(kind, args, queue, priority, run_at, max_attempts, unique_key, ord)
+    ),
+    inserted AS (
+        INSERT INTO {schema}.jobs (id, queue, kind, args, priority, run_at, state, max_attempts, unique_key)
+        SELECT id, queue, kind, args, priority, run_at, state, max_attempts, unique_key
+        FROM input
+        ORDER BY unique_key, ord
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    ),
+    notified AS (
+        SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
+        FROM (SELECT DISTINCT i.queue FROM input i JOIN inserted d ON d.id = i.id WHERE i.state = 'available') q
+    )
+    SELECT (SELECT array_agg(id ORDER BY ord) FROM input),
+           (SELECT coalesce(array_agg(id), '{}') FROM inserted, notified)
+    INTO ids, done;
+
+    FOR k IN 1 .. coalesce(cardinality(ids), 0) LOOP
+        IF ids[k] = ANY (done) THEN
+            RETURN NEXT ids[k];
+        ELSE
+            -- Its unique key was taken (by an earlier job, or one of this
+            -- batch): the holder's id, or enqueue it again if the holder
+            -- finished meanwhile.
+            SELECT h.job_id INTO holder FROM {schema}.unique_key_holders(ARRAY[keys[k]], false) h;
+            IF holder IS NULL THEN
+                holder := {schema}.enqueue(kinds[k], argss[k], queues[k], prios[k], runs[k], maxes[k], keys[k]);
+            END IF;
+            RETURN NEXT holder;
+        END IF;
+    END LOOP;
+END
+$$;
