@@ -374,10 +374,9 @@ async fn job_errors_are_stored_without_the_database_url_or_password() {
 }
 
 /// The same for errors given to the lifecycle calls directly (a worker of
-/// one's own on `Client::claim` and `Client::fail`).
-///
-/// Fails today: `Client::fail` and `Client::finish` store the text as given;
-/// only the `Worker` runtime redacts (`runtime::Shared::redact`).
+/// one's own on `Client::claim` and `Client::fail`). (The first run of this
+/// test found that only the `Worker` runtime redacted; `Client::fail` and
+/// `Client::finish` now do too.)
 #[tokio::test]
 async fn errors_given_to_client_fail_are_stored_without_the_database_url_or_password() {
     const PW: &str = "S3cret-pw";
