@@ -66,17 +66,17 @@ pub use error::{Error, Result};
 pub use handler::{CancelReason, JobContext, JobError};
 pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
 pub use maintenance::{
-    ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT, ArchiveReport,
-    DEFAULT_PARTITION_PRUNE_BATCH, LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder,
-    MaintenanceReport, Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT,
-    PERIODIC_INTERVAL_MIN, PeriodicInfo, PeriodicJob, PeriodicReport, PeriodicRun, RETENTION_CANCELLED_DEFAULT,
-    RETENTION_COMPLETED_DEFAULT, RETENTION_DISCARDED_DEFAULT, Retention, UNIQUE_PRUNE_BATCH, VACUUM_CHECK_INTERVAL,
-    VACUUM_DEAD_MIN,
+    ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX, ARCHIVE_INTERVAL_DEFAULT,
+    ARCHIVE_LOCK_TIMEOUT, ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, LEADER_LEASE_DEFAULT, LEADER_LEASE_MAX,
+    LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed, PERIODIC_BACKFILL_MAX,
+    PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo, PeriodicJob, PeriodicReport,
+    PeriodicRun, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT, RETENTION_DISCARDED_DEFAULT, RETENTION_MAX,
+    Retention, UNIQUE_PRUNE_BATCH, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
 };
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
 pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
-    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, Schema, fingerprint, migrate, migrate_to,
+    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
     version as schema_version,
 };
 pub use validate::{

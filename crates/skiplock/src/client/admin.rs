@@ -175,8 +175,10 @@ impl Client {
         let db = self.db().await?;
         let mut found: std::collections::HashMap<i64, CancelResult> = std::collections::HashMap::new();
         let mut todo: Vec<i64> = ids.to_vec();
-        // A job claimed between the statement's snapshot and its row lock is
-        // seen by neither branch; it is still unfinished, so ask again.
+        // Migration 3's cancel locks the jobs before it looks at them; under
+        // migration 2's, a job claimed between the statement's snapshot and
+        // its row lock was seen by neither branch. It is still unfinished
+        // then, so ask again.
         for _ in 0..5 {
             for (id, st) in q::cancel(&db, self.stmts(), &todo).await.map_err(|e| self.pg(e))? {
                 let r = if st == "cancelled" { CancelResult::Cancelled } else { CancelResult::Cancelling };

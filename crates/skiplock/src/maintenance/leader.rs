@@ -29,6 +29,10 @@ const RESIGNED: &str = "resigned";
 pub const LEADER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
 /// The shortest leader lease accepted: 300 milliseconds.
 pub const LEADER_LEASE_MIN: Duration = Duration::from_millis(300);
+/// The longest leader lease accepted: 1 hour. The election's `SECURITY
+/// DEFINER` function refuses longer ones, so a role allowed to run it cannot
+/// hold the leader row for longer without renewing it.
+pub const LEADER_LEASE_MAX: Duration = Duration::from_secs(3600);
 
 /// This process's view of its leadership.
 pub(crate) struct State {

@@ -72,11 +72,14 @@ pub use cron::{
     Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
     PeriodicJob, PeriodicReport, PeriodicRun,
 };
-pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MIN, LeaderInfo};
-pub use partitions::{ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT};
+pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo};
+pub use partitions::{
+    ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX, ARCHIVE_INTERVAL_DEFAULT,
+    ARCHIVE_LOCK_TIMEOUT,
+};
 pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, Retention, UNIQUE_PRUNE_BATCH,
+    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
 };
 pub use vacuum::{VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
@@ -153,7 +156,8 @@ impl MaintenanceBuilder {
     }
 
     /// How long the leader's lease lasts unrenewed (default
-    /// [`LEADER_LEASE_DEFAULT`], at least [`LEADER_LEASE_MIN`]). It renews
+    /// [`LEADER_LEASE_DEFAULT`], from [`LEADER_LEASE_MIN`] to
+    /// [`LEADER_LEASE_MAX`]). It renews
     /// every third of it, and a dead leader is replaced within about a third
     /// of it after the lease ran out.
     pub fn leader_lease(mut self, lease: Duration) -> Self {
@@ -182,7 +186,7 @@ impl MaintenanceBuilder {
     }
 
     /// UTC days of archive partitions created beyond today (default
-    /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`], at most 366).
+    /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`], at most [`ARCHIVE_DAYS_AHEAD_MAX`]).
     pub fn archive_days_ahead(mut self, days: u32) -> Self {
         self.days_ahead = days;
         self
@@ -211,7 +215,8 @@ impl MaintenanceBuilder {
     ///
     /// [`Error::InvalidInput`] for the first bad setting: a periodic job's
     /// schedule or job, a name registered twice, a lease under
-    /// [`LEADER_LEASE_MIN`], a bad id.
+    /// [`LEADER_LEASE_MIN`] or over [`LEADER_LEASE_MAX`], a retention over
+    /// [`RETENTION_MAX`], a bad id.
     pub fn build(self) -> Result<Maintenance> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
@@ -219,12 +224,17 @@ impl MaintenanceBuilder {
         if self.lease < LEADER_LEASE_MIN {
             return Err(Error::invalid("leader_lease", format!("must be at least {LEADER_LEASE_MIN:?}")));
         }
-        if self.days_ahead > 366 {
-            return Err(Error::invalid("archive_days_ahead", format!("{} is more than 366", self.days_ahead)));
+        if self.lease > LEADER_LEASE_MAX {
+            return Err(Error::invalid("leader_lease", format!("must be at most {LEADER_LEASE_MAX:?}")));
+        }
+        if self.days_ahead > ARCHIVE_DAYS_AHEAD_MAX {
+            let e = format!("{} is more than {ARCHIVE_DAYS_AHEAD_MAX}", self.days_ahead);
+            return Err(Error::invalid("archive_days_ahead", e));
         }
         if self.archive_interval < Duration::from_secs(1) {
             return Err(Error::invalid("archive_interval", "must be at least 1s"));
         }
+        self.retention.check()?;
         let id = self.id.unwrap_or_else(crate::worker::default_worker_id);
         validate::text("id", &id, 255)?;
         Ok(Maintenance {
@@ -370,10 +380,14 @@ impl Maintenance {
     /// partition and stale unique keys. `None` when this process does not
     /// lead.
     ///
+    /// `at` must lie within [`ARCHIVE_AT_WINDOW`] of the database's clock,
+    /// and not after it: retention is never applied ahead of time.
+    ///
     /// # Errors
     ///
     /// Database errors, such as a lock not granted within
-    /// [`ARCHIVE_LOCK_TIMEOUT`] (nothing is changed then).
+    /// [`ARCHIVE_LOCK_TIMEOUT`], or SQLSTATE 22023 for an `at` outside the
+    /// window (nothing is changed then).
     pub async fn archive_once(&self, at: Option<DateTime<Utc>>) -> Result<Option<ArchiveReport>> {
         self.inner.archive_pass(at).await
     }

@@ -19,6 +19,16 @@ use crate::runtime::Shared;
 
 /// UTC days of partitions kept ready beyond today: 3.
 pub const ARCHIVE_DAYS_AHEAD_DEFAULT: u32 = 3;
+/// Most UTC days of partitions kept ready beyond today: 366 (the archive's
+/// functions refuse more, whoever calls them).
+pub const ARCHIVE_DAYS_AHEAD_MAX: u32 = 366;
+/// How far from the database's clock an archive pass's time may be
+/// ([`Maintenance::archive_once`](super::Maintenance::archive_once)): 31
+/// days, before or (for the partitions made ahead, not for retention) after.
+/// The archive's `SECURITY DEFINER` functions refuse other times, so a role
+/// allowed to call them can neither make tables without bound nor drop
+/// today's.
+pub const ARCHIVE_AT_WINDOW: Duration = Duration::from_secs(31 * 24 * 3600);
 /// How often the leader creates partitions and applies retention: every
 /// 10 minutes (and at once on being elected).
 pub const ARCHIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);

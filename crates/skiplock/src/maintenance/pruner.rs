@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::Inner;
 use crate::db::{self, Exec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long completed jobs stay in the archive: 1 day.
 pub const RETENTION_COMPLETED_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -21,14 +21,20 @@ pub const RETENTION_COMPLETED_DEFAULT: Duration = Duration::from_secs(24 * 3600)
 pub const RETENTION_CANCELLED_DEFAULT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long discarded jobs stay in the archive: 7 days.
 pub const RETENTION_DISCARDED_DEFAULT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest retention of a state: 100 years (of 366 days). Longer means
+/// forever: use `None`. (Beyond about 6,000 years the cut-off would fall
+/// before the earliest date PostgreSQL has, and beyond 292,000 the interval
+/// itself overflows: every archive pass would fail.)
+pub const RETENTION_MAX: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 /// Rows of the archive's default partition deleted per pass: 10,000.
 pub const DEFAULT_PARTITION_PRUNE_BATCH: i64 = 10_000;
 /// Unique keys looked at per pass: 1,000.
 pub const UNIQUE_PRUNE_BATCH: i64 = 1000;
 
 /// How long finished jobs stay in the archive, per final state (`None`:
-/// forever). Jobs are dropped a whole UTC day at a time, so a job is kept
-/// between its retention and a day more.
+/// forever; at most [`RETENTION_MAX`], checked when the maintenance or
+/// worker is built). Jobs are dropped a whole UTC day at a time, so a job is
+/// kept between its retention and a day more.
 ///
 /// # Example
 ///
@@ -80,6 +86,27 @@ impl Retention {
     pub fn discarded(mut self, keep: Option<Duration>) -> Self {
         self.discarded = keep;
         self
+    }
+
+    /// Each state's retention is at most [`RETENTION_MAX`]; the error names
+    /// the state (`retention.completed`).
+    pub(crate) fn check(&self) -> Result<()> {
+        for (field, keep) in [
+            ("retention.completed", self.completed),
+            ("retention.cancelled", self.cancelled),
+            ("retention.discarded", self.discarded),
+        ] {
+            match keep {
+                Some(d) if d > RETENTION_MAX => {
+                    return Err(Error::invalid(
+                        field,
+                        format!("{}s is more than RETENTION_MAX (100 years); None keeps forever", d.as_secs()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn ms(&self) -> db::archive::KeepMs {

@@ -31,6 +31,11 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             }
         },
     };
+    // Listen once this process holds its worker id, when its producers may
+    // claim: a wake-up before that would find nobody to wake.
+    if !sh.registry.wait(&sh.services_stop).await {
+        return;
+    }
     let mut wait = Duration::from_millis(100);
     let mut connected_before = false;
     loop {

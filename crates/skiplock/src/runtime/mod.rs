@@ -25,7 +25,7 @@ mod executor;
 mod heartbeat;
 mod outbox;
 mod producer;
-mod registry;
+pub(crate) mod registry;
 mod running;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

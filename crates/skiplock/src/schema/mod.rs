@@ -15,9 +15,16 @@ use crate::error::{Error, Result};
 /// The default schema name, `skiplock`.
 pub const SCHEMA_DEFAULT: &str = "skiplock";
 
-/// A validated Postgres schema name: 1 to 63 bytes of `[a-z0-9_]`, starting
-/// with a letter or underscore, so it can be placed in SQL and in
-/// `LISTEN` channel names without quoting tricks.
+/// Longest schema name, in bytes: 55. PostgreSQL's identifiers (and NOTIFY
+/// channel names) hold at most 63 bytes, and the longest name derived from
+/// the schema's is its control channel, `{schema}_control` (8 bytes more).
+/// Every other derived name (the archive's partitions, indexes) lives inside
+/// the schema and is not prefixed with its name.
+pub const SCHEMA_NAME_MAX: usize = 63 - "_control".len();
+
+/// A validated Postgres schema name: 1 to [`SCHEMA_NAME_MAX`] (55) bytes of
+/// `[a-z0-9_]`, starting with a letter or underscore, so it can be placed in
+/// SQL and in `LISTEN` channel names without quoting tricks.
 ///
 /// # Example
 ///
@@ -35,15 +42,18 @@ impl Schema {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for `schema` when the name is empty, longer
-    /// than 63 bytes, starts with a digit or holds anything but lower-case
-    /// ASCII letters, digits and `_`.
+    /// than [`SCHEMA_NAME_MAX`] bytes, starts with a digit or `pg_`, or holds
+    /// anything but lower-case ASCII letters, digits and `_`.
     pub fn new(name: &str) -> Result<Schema> {
         let ok_first = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
         let ok_rest = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if name.is_empty() || name.len() > 63 || !ok_first || !ok_rest || name.starts_with("pg_") {
+        if name.is_empty() || name.len() > SCHEMA_NAME_MAX || !ok_first || !ok_rest || name.starts_with("pg_") {
             return Err(Error::invalid(
                 "schema",
-                format!("{name:?} is not a valid schema name (1-63 of a-z, 0-9, _; not starting with a digit or pg_)"),
+                format!(
+                    "{name:?} is not a valid schema name (1-{SCHEMA_NAME_MAX} of a-z, 0-9, _; not starting with a \
+                     digit or pg_)"
+                ),
             ));
         }
         Ok(Schema(name.to_owned()))
@@ -54,10 +64,17 @@ impl Schema {
         &self.0
     }
 
-    /// Replaces `{schema}` with the quoted identifier and `{schema_name}`
-    /// with the bare name. The name was validated, so neither can break out.
+    /// Replaces `{schema}` with the quoted identifier, `{schema_name}` with
+    /// the bare name, and each of [`LIMITS`]' placeholders (`{KIND_MAX}`)
+    /// with its number. The name was validated, so neither can break out.
     pub(crate) fn render(&self, sql: &str) -> String {
-        sql.replace("{schema}", &format!("\"{}\"", self.0)).replace("{schema_name}", &self.0)
+        let mut out = sql.replace("{schema}", &format!("\"{}\"", self.0)).replace("{schema_name}", &self.0);
+        for (placeholder, value) in LIMITS {
+            if out.contains(placeholder) {
+                out = out.replace(placeholder, &value.to_string());
+            }
+        }
+        out
     }
 
     /// The NOTIFY channel that announces newly available jobs (payload: the queue).
@@ -89,6 +106,33 @@ impl fmt::Display for Schema {
     }
 }
 
+/// The limits SQL checks with, by placeholder: a migration writes
+/// `{KIND_MAX}` where it means [`KIND_MAX`](crate::KIND_MAX), and
+/// [`Schema::render`] puts in the number, so the SQL API's checks and the
+/// Rust ones come from the same constants. Durations are in whole seconds
+/// (`_S`) or milliseconds (`_MS`). A migration keeps the values it was
+/// applied with: changing one of these constants needs a migration that
+/// re-creates the functions using it.
+const LIMITS: &[(&str, i64)] = {
+    use crate::maintenance as m;
+    use crate::validate as v;
+    &[
+        ("{KIND_MAX}", v::KIND_MAX as i64),
+        ("{QUEUE_NAME_MAX}", v::QUEUE_NAME_MAX as i64),
+        ("{PRIORITY_DEFAULT}", v::PRIORITY_DEFAULT as i64),
+        ("{PRIORITY_MAX}", v::PRIORITY_MAX as i64),
+        ("{MAX_ATTEMPTS_DEFAULT}", v::MAX_ATTEMPTS_DEFAULT as i64),
+        ("{MAX_ATTEMPTS_LIMIT}", v::MAX_ATTEMPTS_LIMIT as i64),
+        ("{ARGS_MAX_BYTES_DEFAULT}", v::ARGS_MAX_BYTES_DEFAULT as i64),
+        ("{UNIQUE_KEY_MAX}", v::UNIQUE_KEY_MAX as i64),
+        ("{SCHEDULE_HORIZON_S}", v::SCHEDULE_HORIZON.as_secs() as i64),
+        ("{ARCHIVE_DAYS_AHEAD_MAX}", m::ARCHIVE_DAYS_AHEAD_MAX as i64),
+        ("{ARCHIVE_AT_WINDOW_S}", m::ARCHIVE_AT_WINDOW.as_secs() as i64),
+        ("{RETENTION_MAX_S}", m::RETENTION_MAX.as_secs() as i64),
+        ("{LEADER_LEASE_MAX_MS}", m::LEADER_LEASE_MAX.as_millis() as i64),
+    ]
+};
+
 /// One embedded migration.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -114,8 +158,12 @@ macro_rules! migration {
 }
 
 /// Every migration this library knows, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001", "init"), migration!(2, "0002", "operations"), migration!(4, "0004", "runtime")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001", "init"),
+    migration!(2, "0002", "operations"),
+    migration!(3, "0003", "reliability"),
+    migration!(4, "0004", "runtime"),
+];
 
 /// What a call to [`migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,16 +174,21 @@ pub struct MigrateReport {
     pub version: i32,
 }
 
-/// A fingerprint of the embedded migrations, for caching migrated
-/// template databases in tests.
+/// A fingerprint of the embedded migrations (and the limits rendered into
+/// them), for caching migrated template databases in tests.
 pub fn fingerprint() -> String {
     // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let limits = LIMITS.iter().map(|(k, v)| format!("{k}={v};")).collect::<String>();
     for m in MIGRATIONS {
         for b in m.up.bytes().chain(m.name.bytes()) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+    for b in limits.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
 }
@@ -245,13 +298,19 @@ mod tests {
 
     #[test]
     fn schema_names_are_validated() {
-        for good in ["skiplock", "_x", "a1_b2", &"a".repeat(63)] {
+        for good in ["skiplock", "_x", "a1_b2", &"a".repeat(55)] {
             assert!(Schema::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "1abc", "Skiplock", "a-b", "a\"b", "a\0b", "pg_catalog", &"a".repeat(64), "é"] {
+        for bad in ["", "1abc", "Skiplock", "a-b", "a\"b", "a\0b", "pg_catalog", &"a".repeat(56), "é"] {
             let err = Schema::new(bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid schema:"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn derived_channel_names_fit_an_identifier() {
+        let longest = Schema::new(&"a".repeat(SCHEMA_NAME_MAX)).unwrap();
+        assert!(longest.insert_channel().len() <= 63 && longest.control_channel().len() == 63);
     }
 
     #[test]
@@ -261,6 +320,23 @@ mod tests {
             s.render("SELECT * FROM {schema}.jobs -- '{schema_name}_insert'"),
             "SELECT * FROM \"q\".jobs -- 'q_insert'"
         );
+    }
+
+    #[test]
+    fn render_fills_in_the_limits_and_leaves_no_placeholder() {
+        let s = Schema::default();
+        assert_eq!(s.render("x > {KIND_MAX}"), "x > 255");
+        // Every `{UPPER_CASE}` a migration or statement uses is a known limit.
+        let texts = MIGRATIONS.iter().flat_map(|m| [m.up, m.down]).map(|t| s.render(t));
+        let statements = crate::db::Statements::new(&s);
+        for text in texts.chain(statements.all().into_iter().map(|st| st.sql.to_string())) {
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find('{') {
+                rest = &rest[i + 1..];
+                let word: String = rest.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+                assert!(word.is_empty() || !rest[word.len()..].starts_with('}'), "unrendered {{{word}}}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use skiplock::{JobState, Maintenance, Retention};
+use skiplock::{JobState, Maintenance, RETENTION_MAX, Retention};
 
 use crate::support::{TestDb, fresh};
 
@@ -110,4 +110,95 @@ async fn the_default_partition_is_pruned_by_retention_too() {
     let report = m.archive_once(None).await.unwrap().unwrap();
     assert_eq!(report.default_pruned, 1);
     assert_eq!(tables(&t).await, vec![(2, "skiplock.jobs_archive_default".to_owned())], "discarded kept forever");
+}
+
+/// Retention is bounded (`RETENTION_MAX`, 100 years; `None` keeps forever):
+/// a longer one is refused when the maintenance is built, naming the state,
+/// instead of overflowing the archive pass's interval arithmetic on every
+/// pass (so no partition was made ahead any more). The longest allowed
+/// runs a pass.
+#[tokio::test]
+async fn retention_past_its_maximum_is_refused_naming_the_state() {
+    let t = fresh().await;
+    let too_long = RETENTION_MAX + Duration::from_secs(1);
+    for (field, keep) in [
+        ("retention.completed", Retention::default().completed(Some(too_long))),
+        ("retention.cancelled", Retention::default().cancelled(Some(too_long))),
+        ("retention.discarded", Retention::default().discarded(Some(Duration::MAX))),
+    ] {
+        let e = Maintenance::builder(t.client.clone()).retention(keep).build().unwrap_err().to_string();
+        assert!(e.starts_with(&format!("invalid {field}: ")), "{e}");
+        let w = skiplock::Worker::builder(t.client.clone()).queue("default", 1).retention(keep);
+        let e = w.register_any(None, |_args, _ctx| async { Ok(()) }).build().err().unwrap().to_string();
+        assert!(e.starts_with(&format!("invalid {field}: ")), "the worker's builder too: {e}");
+    }
+    let longest = Retention::default().completed(Some(RETENTION_MAX)).cancelled(Some(RETENTION_MAX));
+    let m = Maintenance::builder(t.client.clone()).id("m").retention(longest.discarded(Some(RETENTION_MAX)));
+    let m = m.build().unwrap();
+    assert!(m.elect().await.unwrap());
+    let report = m.archive_once(None).await.unwrap().unwrap();
+    assert!(report.created.contains(&day(0)), "{report:?}");
+}
+
+/// A day's partition is bounded by UTC midnights whatever the session's
+/// DateStyle and TimeZone: with `SQL, DMY` and `Asia/Shanghai` the bounds
+/// used to be printed as `… CST`, which PostgreSQL reads back as US Central
+/// time, 14 hours off, so the rows moved in from the default partition broke
+/// the partition's range and the archive pass failed every time.
+#[tokio::test]
+async fn partition_bounds_are_utc_midnights_whatever_the_session_s_datestyle_and_timezone() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    let settings = "SET datestyle = 'SQL, DMY'; SET timezone = 'Asia/Shanghai'";
+    // A job finished at 01:00 UTC in ten days (a skewed clock), caught by
+    // the default partition: its day's partition must take it.
+    let ten = (Utc::now() + TimeDelta::days(10)).date_naive();
+    let finished_at = format!("{ten} 01:00:00+00");
+    archived(&t, 1, "completed", 0).await;
+    pg.execute("UPDATE skiplock.jobs_archive SET finished_at = $1::text::timestamptz", &[&finished_at]).await.unwrap();
+    pg.batch_execute(settings).await.unwrap();
+    let made: Option<String> = pg
+        .query_one("SELECT skiplock.archive_partition_create($1::text::date)", &[&ten.to_string()])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(made.as_deref(), Some(day(-10).as_str()));
+    // The same through a worker's pass, on connections with these settings.
+    let db = t.db.name().to_owned();
+    pg.batch_execute(&format!(
+        "ALTER DATABASE \"{db}\" SET datestyle = 'SQL, DMY'; ALTER DATABASE \"{db}\" SET timezone = 'Asia/Shanghai'"
+    ))
+    .await
+    .unwrap();
+    let soon = (Utc::now() + TimeDelta::days(2)).date_naive();
+    archived(&t, 2, "completed", 0).await;
+    let at = format!("{soon} 01:00:00+00");
+    pg.execute("UPDATE skiplock.jobs_archive SET finished_at = $1::text::timestamptz WHERE id = 2", &[&at])
+        .await
+        .unwrap();
+    let client = skiplock::Client::connect(t.db.url()).unwrap();
+    let m = Maintenance::builder(client).id("m").build().unwrap();
+    assert!(m.elect().await.unwrap());
+    let report = m.archive_once(None).await.unwrap().unwrap();
+    assert!(report.created.contains(&day(-2)), "{report:?}");
+
+    let check = t.sql().await;
+    check.batch_execute("SET datestyle = 'ISO'; SET timezone = 'UTC'").await.unwrap();
+    for (name, d) in [(day(-10), ten), (day(-2), soon)] {
+        let bound: String = check
+            .query_one(
+                "SELECT pg_get_expr(relpartbound, oid) FROM pg_class
+                 WHERE relnamespace = 'skiplock'::regnamespace AND relname = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let next = d.succ_opt().unwrap();
+        assert_eq!(bound, format!("FOR VALUES FROM ('{d} 00:00:00+00') TO ('{next} 00:00:00+00')"), "{name}");
+    }
+    assert_eq!(
+        tables(&t).await,
+        vec![(1, format!("skiplock.{}_completed", day(-10))), (2, format!("skiplock.{}_completed", day(-2)))]
+    );
 }

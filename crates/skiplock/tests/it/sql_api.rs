@@ -211,34 +211,25 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     let pg = t.sql().await;
     pg.execute("SELECT skiplock.pause('reports')", &[]).await.unwrap();
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && q.paused));
-    let first = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let first = first.unwrap().id;
-    // The enqueue's NOTIFY wakes the producer, whose claim finds the queue
-    // paused. A second enqueue's wake-up comes only after that claim is
-    // done (the producer waits again first), so the first claim has been
-    // made and found nothing by the time the second Woken arrives.
-    let mut woken = 0;
-    let second = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let second = second.unwrap().id;
-    while woken < 2 {
+    // Each enqueue's NOTIFY wakes the producer, whose claim finds the queue
+    // paused. A wake-up that comes while the producer claims is handled
+    // once that claim is done (the producer waits again first), so when the
+    // third Woken arrives the first two claims have been made and found
+    // nothing. Each enqueue waits for the previous wake-up: two NOTIFYs
+    // arriving together wake the producer once (a wake-up is a permit, not
+    // a count).
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap();
+        ids.push(t.client.enqueue_job(job).await.unwrap().id);
         match wait_for(&mut events, |e| {
             matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. })
         })
         .await
         {
-            Event::Woken { .. } => woken += 1,
+            Event::Woken { .. } => {}
             other => panic!("claimed from a paused queue: {other:?}"),
         }
-    }
-    // One more round trip through the producer, to be sure: it is idle and
-    // the jobs wait.
-    let third = t.client.enqueue_job(NewJob::new("r", &(), EnqueueOptions::new().queue("reports")).unwrap()).await;
-    let third = third.unwrap().id;
-    match wait_for(&mut events, |e| matches!(e, Event::Woken { .. } | Event::Claimed { .. } | Event::Started { .. }))
-        .await
-    {
-        Event::Woken { .. } => {}
-        other => panic!("claimed from a paused queue: {other:?}"),
     }
     assert_eq!(t.count("jobs", "queue = 'reports' AND state = 'available'").await, 3);
     // Resume: the control NOTIFY wakes the producer at once (its poll
@@ -246,7 +237,95 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     pg.execute("SELECT skiplock.resume('reports')", &[]).await.unwrap();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
     assert_eq!(ev, Event::Woken { queue: "reports".into(), source: WakeSource::Notify });
-    wait_completed(&mut events, &[first, second, third]).await;
+    wait_completed(&mut events, &ids).await;
     handle.shutdown().await;
     assert!(t.client.queues().await.unwrap().iter().any(|q| q.name == "reports" && !q.paused));
+}
+
+/// `enqueue_many`'s integer fields take JSON integers only, as the Rust
+/// path's JSON does (the CLI's job objects: `"priority": 1.0` is "expected
+/// an integer"): `1.0` used to pass the integer check and then fail the
+/// cast with 22P02, naming no field.
+#[tokio::test]
+async fn enqueue_many_refuses_numbers_with_a_fraction_naming_the_field() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    for (jobs, want) in [
+        (r#"[{"kind": "a", "priority": 1.0}]"#, "invalid jobs[0].priority: must be an integer, not 1.0"),
+        (r#"[{"kind": "a"}, {"kind": "b", "priority": 2.5}]"#, "invalid jobs[1].priority: must be an integer, not 2.5"),
+        (r#"[{"kind": "a", "max_attempts": 3.0}]"#, "invalid jobs[0].max_attempts: must be an integer, not 3.0"),
+        (r#"[{"kind": "a", "max_attempts": -0.5}]"#, "invalid jobs[0].max_attempts: must be an integer, not -0.5"),
+        (
+            r#"[{"kind": "a", "max_attempts": 3000000000}]"#,
+            "invalid jobs[0].max_attempts: must be an integer, not 3000000000",
+        ),
+    ] {
+        let e = pg.query("SELECT * FROM skiplock.enqueue_many($1::text::jsonb)", &[&jobs]).await.unwrap_err();
+        let db = e.as_db_error().expect("a server error");
+        assert_eq!((db.code().code(), db.message()), ("22023", want), "{jobs}");
+    }
+    // Integers in any JSON spelling pass: 1e0 is the number 1 to jsonb.
+    let ids = pg
+        .query(r#"SELECT * FROM skiplock.enqueue_many('[{"kind": "a", "priority": 1e0, "max_attempts": 3}]')"#, &[])
+        .await
+        .unwrap();
+    let job = t.client.job(ids[0].get(0)).await.unwrap().unwrap();
+    assert_eq!((job.priority, job.max_attempts), (1, 3));
+}
+
+/// Polls until backend `pid` waits for a lock (at most 10 s).
+async fn until_waiting_for_a_lock(t: &TestDb, pid: i32) {
+    let watcher = t.sql().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let sql = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1";
+    while !watcher.query_one(sql, &[&pid]).await.unwrap().get::<_, Option<bool>>(0).unwrap_or(false) {
+        assert!(tokio::time::Instant::now() < deadline, "backend {pid} never waited for a lock");
+        tokio::time::sleep(Duration::from_millis(5)).await; // a poll's interval, not a wait for an event
+    }
+}
+
+/// `skiplock.cancel` of a job that a claim (or a release) changed after the
+/// cancel's statement began (its snapshot saw the job as it was) but before
+/// the cancel reached the job's row: the cancel acts on the job as it is
+/// then. A job claimed meanwhile is flagged and reported 'cancelling'; a
+/// running job released meanwhile is cancelled. Both used to be reported as
+/// nothing and left alone (neither the waiting nor the running branch
+/// matched the new row); `Client::cancel` asked again, SQL callers did not.
+#[tokio::test]
+async fn sql_cancel_of_a_job_claimed_or_released_meanwhile_acts_on_it_as_it_is_then() {
+    let t = fresh().await;
+    let claim = "UPDATE skiplock.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+                     lease_token = nextval('skiplock.lease_token_seq'), lease_expires_at = now() + interval '1 minute',
+                     leased_by = 'w'
+                 WHERE id = $1";
+    let release = "UPDATE skiplock.jobs SET state = 'available', lease_token = NULL, lease_expires_at = NULL
+                   WHERE id = $1";
+    for (before, change, want, left) in [
+        (None, claim, "cancelling", "state = 'running' AND cancel_requested_at IS NOT NULL"),
+        (Some(claim), release, "cancelled", "false"),
+    ] {
+        let id = t.seed("default", "k", 1).await[0];
+        let mut writer = t.sql().await;
+        if let Some(before) = before {
+            writer.execute(before, &[&id]).await.unwrap();
+        }
+        // The change is in flight: made, uncommitted, holding the row.
+        let tx = writer.transaction().await.unwrap();
+        tx.execute(change, &[&id]).await.unwrap();
+        // The cancel starts now, and waits for the row.
+        let canceller = t.sql().await;
+        let pid: i32 = canceller.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        let cancel = tokio::spawn(async move {
+            let rows = canceller.query("SELECT id, result FROM skiplock.cancel(ARRAY[$1::bigint])", &[&id]).await;
+            rows.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(i64, String)>>()
+        });
+        until_waiting_for_a_lock(&t, pid).await;
+        tx.commit().await.unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), cancel).await.unwrap().unwrap();
+        assert_eq!(result, vec![(id, want.to_owned())], "{change}");
+        assert_eq!(t.count("jobs", &format!("id = {id} AND {left}")).await, i64::from(left != "false"), "{change}");
+        if want == "cancelled" {
+            assert_eq!(t.client.job(id).await.unwrap().unwrap().state, JobState::Cancelled);
+        }
+    }
 }

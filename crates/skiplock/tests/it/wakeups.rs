@@ -1,10 +1,11 @@
 //! Enqueue wake-ups are rate limited per queue: a burst of enqueues sends a
-//! leading NOTIFY and one trailing NOTIFY, not one per job.
+//! leading NOTIFY and one trailing NOTIFY, not one per job. The channels'
+//! names, derived from the schema's, fit PostgreSQL's identifier limit.
 
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use skiplock::{EnqueueOptions, NewJob};
+use skiplock::{Client, EnqueueOptions, NewJob, Schema};
 use tokio_postgres::AsyncMessage;
 
 use crate::support::{TestDb, fresh_with};
@@ -12,17 +13,37 @@ use crate::support::{TestDb, fresh_with};
 /// A connection listening on the insert channel, and the payloads (queue
 /// names) of the notifications it receives.
 async fn listen(t: &TestDb) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (listener, mut rx) = listen_on(t, &["skiplock_insert".to_owned()]).await;
+    let (tx, payloads) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((_, payload)) = rx.recv().await {
+            let _ = tx.send(payload);
+        }
+    });
+    (listener, payloads)
+}
+
+/// A connection listening on `channels`, and the (channel, payload) of the
+/// notifications it receives.
+async fn listen_on(
+    t: &TestDb,
+    channels: &[String],
+) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
     let (listener, mut conn) = tokio_postgres::connect(t.db.url(), tokio_postgres::NoTls).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
         while let Some(Ok(m)) = stream.next().await {
             if let AsyncMessage::Notification(n) = m {
-                let _ = tx.send(n.payload().to_owned());
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
             }
         }
     });
-    listener.batch_execute("LISTEN skiplock_insert").await.unwrap();
+    for channel in channels {
+        // Quoted, as the library does: the name is checked, and LISTEN
+        // would truncate an overlong one silently.
+        listener.batch_execute(&format!("LISTEN \"{channel}\"")).await.unwrap();
+    }
     (listener, rx)
 }
 
@@ -57,4 +78,26 @@ async fn scheduled_jobs_wake_no_one() {
     t.client.enqueue_job(NewJob::new("k", &2, EnqueueOptions::new().queue("now")).unwrap()).await.unwrap();
     let q = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
     assert_eq!(q, "now", "the scheduled job sent no wake-up before it");
+}
+
+/// The longest schema name `Schema::new` accepts still gives channel names
+/// PostgreSQL takes (at most 63 bytes): enqueues wake its queues on
+/// `{schema}_insert`, pauses reach its workers on `{schema}_control`.
+#[tokio::test]
+async fn the_longest_schema_name_accepted_still_notifies_on_both_channels() {
+    let t = fresh_with(|b| b.notify_interval(Duration::ZERO)).await;
+    let longest = (1..=64).rev().map(|n| "s".repeat(n)).find(|name| Schema::new(name).is_ok()).unwrap();
+    let schema = Schema::new(&longest).unwrap();
+    let mut pg = t.sql().await;
+    skiplock::migrate(&mut pg, &schema).await.unwrap();
+    let channels = [schema.insert_channel(), schema.control_channel()];
+    let (_listener, mut rx) = listen_on(&t, &channels).await;
+    let client = Client::builder(t.db.url()).schema(&longest).unwrap().notify_interval(Duration::ZERO).build().unwrap();
+    client.enqueue_job(NewJob::new("k", &(), EnqueueOptions::new().queue("long")).unwrap()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(got, (channels[0].clone(), "long".to_owned()));
+    client.queue_pause("long").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(got.0, channels[1], "{got:?}");
+    assert!(channels.iter().all(|c| c.len() <= 63), "{channels:?}");
 }

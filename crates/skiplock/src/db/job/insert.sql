@@ -20,10 +20,14 @@
 --
 -- Unfinished jobs hold their key through the hot table's unique index. A key
 -- whose scope includes final states is first claimed in unique_keys (taken
--- over only if it expired or its job finished outside that key's scope); a
--- row whose claim failed is not inserted. Both inserts go in key order, so
--- concurrent batches with overlapping keys take the index entries in one
--- order and cannot deadlock.
+-- over only if it expired or its job finished outside that key's scope), by
+-- the owner's function unique_keys_claim; a row whose claim failed is not
+-- inserted. Both inserts go in key order, so concurrent batches with
+-- overlapping keys take the index entries in one order and cannot deadlock.
+-- The job insert's ON CONFLICT names no index (naming jobs_unique_key_idx
+-- would need SELECT on unique_key, which the enqueue role has not): the ids
+-- are new, so only a key can conflict. It returns only the ids (SELECT on
+-- id alone): queues and states come from the input.
 -- Jobs available at once wake their queue with one NOTIFY per queue, sent
 -- when the surrounding transaction commits.
 WITH input AS (
@@ -44,17 +48,17 @@ WITH input AS (
              by_args, period_s, final_states, ord)
 ),
 claimed AS (
-    INSERT INTO {schema}.unique_keys AS u (key, job_id, final_states, expires_at)
-    SELECT DISTINCT ON (unique_key) unique_key, id, final_states::{schema}.job_state[], key_expires_at
-    FROM input
-    WHERE final_states IS NOT NULL AND unique_key IS NOT NULL
-    ORDER BY unique_key, ord
-    ON CONFLICT (key) DO UPDATE
-    SET job_id = EXCLUDED.job_id, final_states = EXCLUDED.final_states, expires_at = EXCLUDED.expires_at,
-        created_at = now()
-    WHERE u.expires_at <= now()
-       OR EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id AND a.state <> ALL (u.final_states))
-    RETURNING u.job_id
+    -- In the owner's function (migration 0003): the take-over rule is
+    -- inside it, so a caller can claim only free keys. Rows in input order.
+    SELECT c.job_id
+    FROM {schema}.unique_keys_claim(
+        ARRAY(SELECT unique_key FROM input WHERE final_states IS NOT NULL AND unique_key IS NOT NULL ORDER BY ord),
+        ARRAY(SELECT id FROM input WHERE final_states IS NOT NULL AND unique_key IS NOT NULL ORDER BY ord),
+        ARRAY(SELECT final_states FROM input WHERE final_states IS NOT NULL AND unique_key IS NOT NULL ORDER BY ord),
+        ARRAY(SELECT key_expires_at FROM input WHERE final_states IS NOT NULL AND unique_key IS NOT NULL ORDER BY ord)
+    ) AS c(job_id)
+    -- A one-time filter: no call at all for a batch without such keys.
+    WHERE EXISTS (SELECT 1 FROM input WHERE final_states IS NOT NULL AND unique_key IS NOT NULL)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
@@ -67,12 +71,13 @@ inserted AS (
     FROM input
     WHERE final_states IS NULL OR id IN (SELECT job_id FROM claimed)
     ORDER BY unique_key, ord
-    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, state
+    ON CONFLICT DO NOTHING
+    RETURNING id
 ),
 notified AS (
     SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
-    FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available' AND queue = ANY($15::text[])) q
+    FROM (SELECT DISTINCT i.queue FROM input i
+          WHERE i.id IN (SELECT id FROM inserted) AND i.run_at <= now() AND i.queue = ANY($15::text[])) q
 ),
 taken AS (
     SELECT id, unique_key FROM input

@@ -20,10 +20,15 @@ WITH inserted AS (
         SELECT coalesce(t.run_at_in, now() + coalesce(t.delay_ms, 0) * interval '1 millisecond') AS run_at
     ) r
     ORDER BY t.ord
-    RETURNING id, queue, state
+    RETURNING id
 ),
 notified AS (
+    -- From the input (every row is inserted, or the statement fails), not
+    -- from the rows inserted: the enqueue role may read only their ids.
     SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
-    FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available' AND queue = ANY($11::text[])) q
+    FROM (SELECT DISTINCT t.queue
+          FROM unnest($1::text[], $5::timestamptz[], $6::bigint[]) AS t(queue, run_at_in, delay_ms)
+          WHERE coalesce(t.run_at_in, now() + coalesce(t.delay_ms, 0) * interval '1 millisecond') <= now()
+            AND t.queue = ANY($11::text[])) q
 )
 SELECT array_agg(id ORDER BY id) AS ids, (SELECT n FROM notified) AS notified FROM inserted

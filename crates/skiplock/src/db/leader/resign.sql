@@ -1,4 +1,4 @@
 -- Give up leadership: delete the leader row if worker $1 holds it, so
 -- another process takes over at its next attempt instead of after the lease.
-DELETE FROM {schema}.leader WHERE name = 'default' AND leader_id = $1
-RETURNING leader_id
+-- Through the owner's function (migration 0003).
+SELECT leader_id FROM {schema}.leader_resign($1::text) AS leader_id

@@ -1,5 +1,5 @@
 -- skiplock schema, version 4: the workers registry, and unique keys whose
--- job is gone freed by the enqueuer.
+-- job is gone freed by the enqueuer that finds them taken.
 --
 -- `{schema}` is the validated, quoted schema name. See docs/OPERATIONS.md.
 
@@ -27,21 +27,31 @@ CREATE TABLE {schema}.workers (
 ) WITH (fillfactor = 50);
 
 -- ---------------------------------------------------------------------------
--- Frees the unique keys of `keys` whose job is in neither the hot table nor
--- the archive (dropped by retention, or deleted on completion by a worker
--- that keeps no completed jobs): the enqueuer that found such a key taken
--- takes it at its next insert round, instead of failing until the pruner
--- comes by. Run as a statement of its own after the insert: a unique_keys
--- row it sees was committed together with its job, so a job it cannot see is
--- gone, not merely not yet visible. SECURITY DEFINER, so the enqueue role
--- needs no DELETE on the table; it can only delete rows that hold nothing.
--- Returns the keys freed.
-CREATE FUNCTION {schema}.unique_keys_free_stale(keys text[]) RETURNS SETOF text
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- unique_key_holders (migration 0003) first frees the keys asked about whose
+-- job is in neither the hot table nor the archive (dropped by retention, or
+-- deleted on completion by a worker that keeps no completed jobs): the
+-- enqueuer that found such a key taken takes it at its next insert round,
+-- instead of failing until the pruner comes by. Each statement of a volatile
+-- function sees what committed before it, so a unique_keys row the DELETE
+-- sees was committed together with its job: a job it cannot see is gone,
+-- not merely not yet visible. Then it reports the holders as before.
+CREATE OR REPLACE FUNCTION {schema}.unique_key_holders(p_keys text[], p_finished boolean)
+RETURNS TABLE (key text, job_id bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
     DELETE FROM {schema}.unique_keys u
-    WHERE u.key = ANY (keys)
+    WHERE u.key = ANY (p_keys)
       AND NOT EXISTS (SELECT 1 FROM {schema}.jobs j WHERE j.id = u.job_id)
-      AND NOT EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id)
-    RETURNING u.key
+      AND NOT EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id);
+    RETURN QUERY
+    SELECT j.unique_key, j.id FROM {schema}.jobs j WHERE j.unique_key = ANY (p_keys)
+    UNION ALL
+    SELECT u.key, u.job_id
+    FROM {schema}.unique_keys u
+    WHERE p_finished
+      AND u.key = ANY (p_keys)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.jobs j WHERE j.unique_key = u.key)
+      AND EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id);
+END
 $$;
-REVOKE EXECUTE ON FUNCTION {schema}.unique_keys_free_stale(text[]) FROM PUBLIC;
