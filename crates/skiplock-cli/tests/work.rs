@@ -179,6 +179,21 @@ async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
     assert!(error.contains("oops") && error.contains("exit status 3"), "{error}");
 }
 
+#[tokio::test]
+async fn a_command_killed_by_a_signal_fails_the_attempt_naming_the_signal() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let id = enqueue(&client, "boom", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    // The shell kills itself: the guard between it and the worker reports
+    // the signal, not an exit status of its own.
+    let worker = work(&db, &["--queue", "default", "--exec", "echo going >&2; kill -USR1 $$"]);
+    let row = finished(&client, id).await;
+    stop(worker).await;
+    assert_eq!(row.state, JobState::Discarded);
+    let errors: Vec<&str> = row.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(errors, vec!["killed by signal 10; stderr: going"]);
+}
+
 /// A command that starts a long `sleep` in the background and waits for it:
 /// killing the shell alone would leave the sleep behind, so whether the sleep
 /// dies shows whether the whole process group went. It outlasts every wait
@@ -224,16 +239,47 @@ async fn a_command_past_its_timeout_is_killed_with_everything_it_started() {
     let scratch = Scratch::new(&db);
     let sleeper = Sleeper::new(&scratch);
     let id = enqueue(&client, "slow", "{}", EnqueueOptions::new().max_attempts(1)).await;
-    let worker = work(&db, &["--queue", "default", "--timeout", "300ms", "--exec", &sleeper.command()]);
+    // Long enough for the shell to start the sleep and write its pid first,
+    // so that the check below always has a process to look at.
+    let worker = work(&db, &["--queue", "default", "--timeout", "2s", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
     let row = finished(&client, id).await;
     stop(worker).await;
     assert_eq!(row.state, JobState::Discarded);
-    assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["timed out after 300ms"]);
-    // Unless the shell was killed before it could start the sleep (a slow
-    // machine), the sleep was killed too.
-    if let Some(pid) = sleeper.pid() {
-        killed(pid).await;
-    }
+    assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["timed out after 2s"]);
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_with_sigkill_takes_its_command_and_everything_it_started_with_it() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    enqueue(&client, "long", "{}", EnqueueOptions::new()).await;
+    let mut worker = work(&db, &["--queue", "default", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
+    // No handler, no drop, no shutdown runs: as after an OOM kill.
+    worker.start_kill().expect("SIGKILL the worker");
+    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker dies").unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status}");
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn what_a_command_left_running_is_killed_when_it_exits() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    let id = enqueue(&client, "bg", "{}", EnqueueOptions::new()).await;
+    let command = format!("sleep 120 & echo $! > '{}'", sleeper.pid_file);
+    let worker = work(&db, &["--queue", "default", "--exec", &command]);
+    let row = finished(&client, id).await;
+    assert_eq!(row.state, JobState::Completed);
+    let pid = sleeper.pid().expect("the command wrote the sleep's pid before it exited");
+    killed(pid).await;
+    stop(worker).await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod demo;
 pub mod enqueue;
+pub mod exec_guard;
 pub mod jobs;
 pub mod migrate;
 pub mod queues;
@@ -78,6 +79,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
         Command::Work(args) => work::run(&ctx, args).await,
+        // Started by `work --exec`, and run by `main` before any runtime.
+        Command::ExecGuard(_) => bail!("{} is internal to `skiplock work --exec`", exec_guard::NAME),
     };
     // Name the server when we could not reach it or were turned away; the
     // password never appears, as the place is built from host, port and name.

@@ -2,6 +2,8 @@
 //! job runs `sh -c COMMAND` once per attempt, with the job's args on stdin and
 //! its id, kind, queue and attempt in environment variables; exit status 0
 //! completes the job, anything else fails the attempt with the end of stderr.
+//! Each command runs under the guard of `exec_guard.rs`, which kills it if
+//! this process dies.
 //!
 //! The runtime is the library's [`Worker`]: claims under leases, heartbeats,
 //! retries with backoff, timeouts, operator cancels and graceful shutdown.
@@ -10,18 +12,19 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::value::RawValue;
 use skiplock::{CancelReason, JobContext, JobError, Worker};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::Ctx;
+use super::{Ctx, exec_guard};
 use crate::input::{self, utf8};
 
 /// Jobs of each queue running at once unless told otherwise.
@@ -31,6 +34,8 @@ const CONCURRENCY_DEFAULT: usize = 10;
 const STDERR_TAIL: usize = 4 << 10;
 /// Longest stdout line printed as one; longer ones are split.
 const LINE_MAX: u64 = 64 << 10;
+/// Longest status line the guard writes (`signal 15` and the like).
+const STATUS_LINE_MAX: u64 = 32;
 /// How long output is still read after the command has exited and its
 /// process group was killed: only a process that left the group (`setsid`)
 /// can hold its pipes open that long.
@@ -53,7 +58,9 @@ The command:
   the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it).
   The command runs in a process group of its own: a timeout, an operator's cancel
   (`skiplock jobs cancel`) or the end of the shutdown grace kills the whole group, and
-  whatever it left running is killed when it exits.
+  whatever it left running is killed when it exits. If this worker dies, even by SIGKILL,
+  the group is killed too: each command runs under a small guard (this binary again) that
+  watches the worker.
 
 Stopping:
   SIGINT (ctrl-c) or SIGTERM stops claiming; running commands get --shutdown-grace to
@@ -97,6 +104,8 @@ pub struct Args {
 
 /// What every job's run needs.
 struct Exec {
+    /// This binary, to start as the guard of each command.
+    guard: PathBuf,
     command: String,
     quiet: bool,
 }
@@ -135,7 +144,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if let Some(grace) = grace {
         builder = builder.shutdown_grace(grace);
     }
-    let exec = Arc::new(Exec { command, quiet: args.quiet });
+    let exec = Arc::new(Exec { guard: guard_program()?, command, quiet: args.quiet });
     let handler = {
         let exec = exec.clone();
         move |args: Box<RawValue>, job: JobContext| run_job(exec.clone(), args, job)
@@ -170,34 +179,44 @@ enum Ended {
     Stopped(Option<CancelReason>),
 }
 
-/// Runs the command for one attempt of a job.
+/// Runs the command for one attempt of a job: `sh -c COMMAND` under the
+/// guard (`exec_guard.rs`), which kills it if this process dies.
 async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Result<(), JobError> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(&exec.command)
-        .env("SKIPLOCK_JOB_ID", job.id().to_string())
-        .env("SKIPLOCK_JOB_KIND", job.kind())
-        .env("SKIPLOCK_JOB_QUEUE", job.queue())
-        .env("SKIPLOCK_JOB_ATTEMPT", job.attempt().to_string())
-        .env("SKIPLOCK_JOB_MAX_ATTEMPTS", job.max_attempts().to_string())
-        .stdin(Stdio::piped())
-        .stdout(if exec.quiet { Stdio::null() } else { Stdio::piped() })
-        .stderr(Stdio::piped())
-        // A group of its own: a terminal's ctrl-c reaches only the worker
-        // (which then shuts down gracefully), and the group can be killed
-        // whole, shell and all it started.
-        .process_group(0)
-        // Dropped when the library gives up on the handler (timeout, the
-        // cancel grace run out): the group guard below kills the rest.
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| JobError::retry(format!("cannot start sh: {e}")))?;
+    let cannot_start = |e: std::io::Error| JobError::retry(format!("cannot start the command: {e}"));
+    let (control, theirs) = std::os::unix::net::UnixStream::pair().map_err(cannot_start)?;
+    let mut child = {
+        let mut cmd = tokio::process::Command::new(&exec.guard);
+        cmd.arg0("skiplock")
+            .arg(exec_guard::NAME)
+            .arg("--")
+            .arg(&exec.command)
+            .env("SKIPLOCK_JOB_ID", job.id().to_string())
+            .env("SKIPLOCK_JOB_KIND", job.kind())
+            .env("SKIPLOCK_JOB_QUEUE", job.queue())
+            .env("SKIPLOCK_JOB_ATTEMPT", job.attempt().to_string())
+            .env("SKIPLOCK_JOB_MAX_ATTEMPTS", job.max_attempts().to_string())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(if exec.quiet { Stdio::null() } else { Stdio::piped() })
+            .stderr(Stdio::piped())
+            // A group of its own, led by the guard: a terminal's ctrl-c
+            // reaches only the worker (which then shuts down gracefully), and
+            // the group can be killed whole, guard, shell and all it started.
+            .process_group(0)
+            // Dropped when the library gives up on the handler (timeout, the
+            // cancel grace run out): the group guard below kills the rest.
+            .kill_on_drop(true);
+        // `cmd` goes out of scope here, and with it this process's copy of
+        // the guard's end of the socket: only the guard holds it now.
+        cmd.spawn().map_err(cannot_start)?
+    };
     let group = Group::new(child.id());
+    let mut control = control_stream(control).map_err(cannot_start)?;
 
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut tail = Tail::default();
     let exited = CancellationToken::new();
     let io = async {
-        tokio::join!(feed(stdin, args.get()), echo(stdout, job.id()), tail.read(stderr));
+        tokio::join!(echo(stdout, job.id()), tail.read(stderr));
     };
     let output = async {
         tokio::select! {
@@ -207,7 +226,16 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     };
     let wait = async {
         let ended = tokio::select! {
-            status = child.wait() => Ended::Exited(status),
+            status = command_status(&mut control, args.get()) => {
+                // Closing the socket tells the guard to kill its group.
+                let _ = control.shutdown().await;
+                let guard = child.wait().await;
+                Ended::Exited(match status {
+                    Some(status) => Ok(status.exit_status()),
+                    // No status line: the guard itself failed or was killed.
+                    None => guard,
+                })
+            }
             () = job.cancelled() => {
                 group.kill();
                 let _ = child.wait().await;
@@ -238,13 +266,22 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     }
 }
 
-/// Writes the args to the command's stdin and closes it. A command that does
-/// not read them is fine: the write just fails.
-async fn feed(stdin: Option<tokio::process::ChildStdin>, args: &str) {
-    if let Some(mut stdin) = stdin {
-        let _ = stdin.write_all(args.as_bytes()).await;
-        let _ = stdin.shutdown().await;
-    }
+/// This process's end of a guard's control socket, for the runtime.
+fn control_stream(socket: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(socket)
+}
+
+/// Sends the job's args to the guard (their length, a newline, the bytes)
+/// and reads the command's status line back; `None` if the guard ended
+/// without one.
+async fn command_status(control: &mut tokio::net::UnixStream, args: &str) -> Option<exec_guard::Status> {
+    let header = format!("{}\n", args.len());
+    control.write_all(header.as_bytes()).await.ok()?;
+    control.write_all(args.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    BufReader::new(control).take(STATUS_LINE_MAX).read_line(&mut line).await.ok()?;
+    exec_guard::Status::parse(&line)
 }
 
 /// Prints each line of the command's stdout, prefixed with the job id.
@@ -309,6 +346,18 @@ impl Tail {
             (false, true) => format!("{ended}; stderr (last {STDERR_TAIL} bytes): …{text}"),
         }
     }
+}
+
+/// The program to start as each command's guard: this binary. On Linux
+/// `/proc/self/exe`, which is this process's own image even when a deploy
+/// has replaced or removed the file meanwhile (so guard and worker always
+/// speak the same protocol); elsewhere the path it was started from.
+fn guard_program() -> Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Ok(proc_exe.to_owned());
+    }
+    std::env::current_exe().context("cannot find the skiplock binary, which runs each command")
 }
 
 /// `command` as it can be shown on one line: quoted and escaped if it has
