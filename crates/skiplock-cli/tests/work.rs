@@ -165,6 +165,90 @@ async fn each_job_runs_the_command_once_with_its_args_on_stdin_and_its_facts_in_
 }
 
 #[tokio::test]
+async fn a_stdout_nobody_reads_holds_up_the_commands_but_never_the_heartbeats() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    const JOBS: usize = 4;
+    // 10,500 lines of 100 bytes: over 1 MiB each, far beyond a pipe's buffer.
+    const LINES: usize = 10_500;
+    let mut ids = Vec::new();
+    for _ in 0..JOBS {
+        ids.push(enqueue(&client, "loud", "{}", EnqueueOptions::new()).await);
+    }
+    let command = format!(
+        r#"awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf "%s %06d %s\n", ENVIRON["SKIPLOCK_JOB_ID"], i, "{}" }}'"#,
+        "x".repeat(100 - 20)
+    );
+    // Heartbeats every third of a second; stdout is piped and not read yet.
+    let mut worker =
+        work(&db, &["--queue", "default", "--lease", "1s", "--shutdown-grace", "100ms", "--exec", &command]);
+
+    // Every job running, and its lease extended by heartbeats two leases past
+    // where it was first seen, while stdout stays full. (The hot table
+    // alone: a worker frozen in a maintenance pass may hold the archive.)
+    let sql = db.connect().await.unwrap();
+    let first_seen = std::cell::RefCell::new(HashMap::<i64, chrono::DateTime<chrono::Utc>>::new());
+    poll("the leases of the jobs held up by stdout to be extended", || {
+        let (sql, ids, first_seen) = (&sql, &ids, &first_seen);
+        async move {
+            let rows = sql
+                .query(
+                    "SELECT id, state::text, attempt, lease_expires_at FROM skiplock.jobs WHERE id = ANY($1)",
+                    &[ids],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), ids.len(), "every job is still in the hot table");
+            let mut extended = 0;
+            for row in rows {
+                let (id, state, attempt): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+                match (state.as_str(), attempt) {
+                    ("available", 0) => return None, // not claimed yet
+                    ("running", 1) => {}
+                    other => panic!("job {id} is {other:?}, not running its first attempt"),
+                }
+                let expires: chrono::DateTime<chrono::Utc> = row.get(3);
+                let first = *first_seen.borrow_mut().entry(id).or_insert(expires);
+                if expires - first >= chrono::Duration::seconds(2) {
+                    extended += 1;
+                }
+            }
+            (extended == ids.len()).then_some(())
+        }
+    })
+    .await;
+
+    // Once stdout is read, every job completes in its first attempt, its
+    // lines printed whole and in order.
+    let stdout = worker.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut text = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut { stdout }, &mut text).await.unwrap();
+        String::from_utf8(text).unwrap()
+    });
+    for id in &ids {
+        let row = finished(&client, *id).await;
+        assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "job {id}: {:?}", row.errors);
+        assert!(row.errors.is_empty(), "job {id}: {:?}", row.errors);
+    }
+    let pid = rustix::process::Pid::from_raw(worker.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits").unwrap();
+    assert!(status.success(), "{status}");
+    let stdout = reader.await.unwrap();
+    let mut next: HashMap<i64, usize> = ids.iter().map(|id| (*id, 0)).collect();
+    for line in stdout.lines().skip(1).filter(|l| *l != "stopped") {
+        let (prefix, rest) = line.split_once("] ").unwrap_or_else(|| panic!("{line:?}"));
+        let id: i64 = prefix.strip_prefix("[job ").unwrap().parse().unwrap();
+        let n = next.get_mut(&id).unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!(rest, format!("{id} {:06} {}", *n, "x".repeat(80)), "job {id}'s line {n}");
+        *n += 1;
+    }
+    assert!(next.values().all(|n| *n == LINES), "{next:?}");
+    assert_eq!(stdout.lines().last(), Some("stopped"));
+}
+
+#[tokio::test]
 async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
     let db = fresh().await;
     let client = Client::connect(db.url()).unwrap();

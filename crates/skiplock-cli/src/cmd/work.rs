@@ -10,7 +10,6 @@
 //! This file only starts processes and reads their output.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -26,6 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, exec_guard};
 use crate::input::{self, utf8};
+use printer::Printer;
+
+mod printer;
 
 /// Jobs of each queue running at once unless told otherwise.
 const CONCURRENCY_DEFAULT: usize = 10;
@@ -34,6 +36,9 @@ const CONCURRENCY_DEFAULT: usize = 10;
 const STDERR_TAIL: usize = 4 << 10;
 /// Longest stdout line printed as one; longer ones are split.
 const LINE_MAX: u64 = 64 << 10;
+/// How long the last lines may take to be printed at the end, when stdout
+/// is slow or not read at all, before the worker exits without them.
+const PRINT_FLUSH: Duration = Duration::from_secs(5);
 /// Longest status line the guard writes (`signal 15` and the like).
 const STATUS_LINE_MAX: u64 = 32;
 /// How long output is still read after the command has exited and its
@@ -55,7 +60,9 @@ The command:
   SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS. Exit status 0 completes the
   job; any other status, or death by a signal, fails the attempt (retried with backoff until
   the attempts are used up) and records the end of stderr in the job's errors. Each line
-  the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it).
+  the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it);
+  while this worker's stdout is not read fast enough, commands wait to print (no line is
+  dropped, and leases are still kept), up to their --timeout.
   The command runs in a process group of its own: a timeout, an operator's cancel
   (`skiplock jobs cancel`) or the end of the shutdown grace kills the whole group, and
   whatever it left running is killed when it exits. If this worker dies, even by SIGKILL,
@@ -108,6 +115,8 @@ struct Exec {
     guard: PathBuf,
     command: String,
     quiet: bool,
+    /// The one writer of stdout.
+    printer: Printer,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -144,7 +153,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if let Some(grace) = grace {
         builder = builder.shutdown_grace(grace);
     }
-    let exec = Arc::new(Exec { guard: guard_program()?, command, quiet: args.quiet });
+    let printer = Printer::start().context("cannot start the thread that prints stdout")?;
+    let exec = Arc::new(Exec { guard: guard_program()?, command, quiet: args.quiet, printer });
     let handler = {
         let exec = exec.clone();
         move |args: Box<RawValue>, job: JobContext| run_job(exec.clone(), args, job)
@@ -161,15 +171,22 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     client.job(0).await?;
 
     let kinds = if kinds.is_empty() { "every kind".to_owned() } else { format!("kinds {}", kinds.join(", ")) };
-    println!(
-        "working queues {} with {} slots each ({kinds}), command: {}",
+    let started = format!(
+        "working queues {} with {} slots each ({kinds}), command: {}\n",
         queues.join(", "),
         args.concurrency,
         one_line(&exec.command)
     );
-    worker.run_until_signal().await?;
-    println!("stopped");
-    Ok(())
+    exec.printer.line(started.into_bytes()).await;
+    let result = worker.run_until_signal().await;
+    if result.is_ok() {
+        exec.printer.line(b"stopped\n".to_vec()).await;
+    }
+    let unprinted = exec.printer.flush(PRINT_FLUSH).await;
+    if unprinted > 0 {
+        tracing::warn!("stdout is not being read: {unprinted} lines of output were not printed");
+    }
+    Ok(result?)
 }
 
 /// How the command's run ended.
@@ -216,7 +233,7 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     let mut tail = Tail::default();
     let exited = CancellationToken::new();
     let io = async {
-        tokio::join!(echo(stdout, job.id()), tail.read(stderr));
+        tokio::join!(echo(stdout, job.id(), &exec.printer), tail.read(stderr));
     };
     let output = async {
         tokio::select! {
@@ -284,14 +301,15 @@ async fn command_status(control: &mut tokio::net::UnixStream, args: &str) -> Opt
     exec_guard::Status::parse(&line)
 }
 
-/// Prints each line of the command's stdout, prefixed with the job id.
-async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64) {
+/// Prints each line of the command's stdout, prefixed with the job id. While
+/// stdout does not keep up, this waits, and so does the command's output
+/// (`printer.rs` says why).
+async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, printer: &Printer) {
     let Some(stdout) = stdout else { return };
     let mut reader = BufReader::new(stdout);
     let prefix = format!("[job {id}] ");
-    let mut line = Vec::new();
     loop {
-        line.clear();
+        let mut line = prefix.clone().into_bytes();
         match (&mut reader).take(LINE_MAX).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
@@ -299,10 +317,7 @@ async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64) {
         if line.last() != Some(&b'\n') {
             line.push(b'\n');
         }
-        // One write per line, under the lock: lines of concurrent jobs do
-        // not interleave. A closed stdout is not the job's failure.
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(prefix.as_bytes()).and_then(|()| out.write_all(&line)).and_then(|()| out.flush());
+        printer.line(line).await;
     }
 }
 
