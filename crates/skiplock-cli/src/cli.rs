@@ -42,7 +42,7 @@ pub struct Global {
     /// The database: postgres://user:password@host:port/dbname
     #[arg(
         long,
-        env = "DATABASE_URL",
+        env = crate::cmd::DATABASE_URL_ENV,
         global = true,
         hide_env_values = true,
         value_name = "URL",

@@ -359,6 +359,25 @@ async fn missing_or_unreachable_database_is_one_line() {
 }
 
 #[tokio::test]
+async fn a_database_url_that_is_not_utf8_is_named_and_never_shown() {
+    let url = OsString::from_vec(b"postgres://ada:p\xe9ss-s3cret@127.0.0.1:1/app".to_vec());
+    let mut cmd = command(None, &os(&["stats"]));
+    cmd.env("DATABASE_URL", &url).stdin(Stdio::null());
+    let out = cmd.output().await.unwrap();
+    let r = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.error_line(), "error: invalid DATABASE_URL: is not valid UTF-8");
+
+    let mut args = os(&["stats", "--database-url"]);
+    args.push(url);
+    let r = run_with(None, &args, None).await;
+    assert_eq!(r.error_line(), "error: invalid --database-url: is not valid UTF-8");
+}
+
+#[tokio::test]
 async fn cancel_and_retry_round_trip() {
     let db = fresh().await;
     let waiting = enqueue(&db, &["--kind", "k", "--queue", "work", "--priority", "5"]).await;

@@ -21,6 +21,8 @@ use tokio_postgres::config::Host;
 use crate::cli::{Cli, Command, Global};
 use crate::{fail, input};
 
+/// The environment variable `--database-url` defaults to.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 /// Connections a command's pool may open; the CLI runs one statement at a time.
 const POOL_SIZE: usize = 4;
 /// How long to wait for the database before giving up.
@@ -35,9 +37,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The database URL given by flag or environment, if any.
+    /// The database URL given by flag or environment, if any. A URL that is
+    /// not UTF-8 is refused naming where it came from, never quoted: it may
+    /// hold a password.
     pub fn database_url(&self) -> Result<Option<String>> {
-        Ok(input::utf8_opt("--database-url", self.global.database_url.as_ref())?.filter(|u| !u.trim().is_empty()))
+        let Some(url) = self.global.database_url.as_ref() else { return Ok(None) };
+        let from =
+            if std::env::var_os(DATABASE_URL_ENV).as_ref() == Some(url) { DATABASE_URL_ENV } else { "--database-url" };
+        Ok(Some(input::utf8_secret(from, url)?).filter(|u| !u.trim().is_empty()))
     }
 
     /// A client for the database given, with `pool_size` connections at most.
