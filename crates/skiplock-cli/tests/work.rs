@@ -52,10 +52,15 @@ impl Drop for Scratch {
 /// Starts `skiplock work ARGS` on `db`. The child is killed if dropped
 /// before it exits (a failed test never leaves a worker behind).
 fn work(db: &TestDatabase, args: &[&str]) -> Child {
+    work_env(&[("DATABASE_URL", db.url())], args)
+}
+
+/// Starts `skiplock work ARGS` with these environment variables set.
+fn work_env(env: &[(&str, &str)], args: &[&str]) -> Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_skiplock"))
         .arg("work")
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(env.iter().copied())
         .env_remove("SKIPLOCK_SCHEMA")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -276,6 +281,79 @@ async fn a_command_killed_by_a_signal_fails_the_attempt_naming_the_signal() {
     assert_eq!(row.state, JobState::Discarded);
     let errors: Vec<&str> = row.errors.iter().map(|e| e.error.as_str()).collect();
     assert_eq!(errors, vec!["killed by signal 10; stderr: going"]);
+}
+
+/// `url` with `password` in it (the test clusters trust every connection).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (auth, host) = rest.split_once('@').expect("a user");
+    let user = auth.split(':').next().unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// The worker's password, in its URL.
+const PASSWORD: &str = "s3cret-pw";
+/// The worker's `PGPASSWORD`.
+const PGPASSWORD: &str = "pg-s3cret";
+/// Prints which credential variables the command got, one `got NAME` each.
+const CREDENTIAL_VARS: &str = "env | cut -d= -f1 | grep -x -e DATABASE_URL -e PGPASSWORD | sort | sed 's/^/got /'";
+
+#[tokio::test]
+async fn credentials_stay_out_of_the_commands_environment_and_out_of_every_output() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let url = with_password(db.url(), PASSWORD);
+    let id = enqueue(&client, "leak", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    // The command quotes the secrets on stdout and stderr (as a script
+    // echoing its settings would), and its own text holds them.
+    let command = format!(
+        "{CREDENTIAL_VARS}; echo stdout postgres://ada:{PASSWORD}@db/x password={PASSWORD} {PGPASSWORD}; \
+         echo stderr {PASSWORD} PGPASSWORD={PGPASSWORD} >&2; exit 1"
+    );
+    let env = [("DATABASE_URL", url.as_str()), ("PGPASSWORD", PGPASSWORD)];
+    let worker = work_env(&env, &["--queue", "default", "--exec", &command]);
+    let row = finished(&client, id).await;
+    let out = stop(worker).await;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    assert_eq!(row.state, JobState::Discarded);
+    let error = &row.errors[0].error;
+    assert_eq!(error, "exit status 1; stderr: stderr *** PGPASSWORD=***");
+    assert!(
+        stderr.contains(&format!("command failed: {error}")),
+        "the log line is the stored error's first line:\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.contains(&format!("[job {id}] stdout postgres://ada:***@db/x password=*** ***").as_str()),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&format!("[job {id}] got ")), "the command got credential variables:\n{stdout}");
+    for (what, text) in [("stdout", &*stdout), ("stderr", &*stderr), ("the stored error", error.as_str())] {
+        assert!(!text.contains(PASSWORD) && !text.contains(PGPASSWORD), "a secret in {what}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn pass_env_credentials_hands_them_to_the_command_and_still_masks_them_in_output() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let url = with_password(db.url(), PASSWORD);
+    let id = enqueue(&client, "connect", "{}", EnqueueOptions::new()).await;
+    let command = format!("{CREDENTIAL_VARS}; echo \"$PGPASSWORD\"");
+    let env = [("DATABASE_URL", url.as_str()), ("PGPASSWORD", PGPASSWORD)];
+    let worker = work_env(&env, &["--queue", "default", "--pass-env-credentials", "--exec", &command]);
+    let row = finished(&client, id).await;
+    let out = stop(worker).await;
+    assert_eq!(row.state, JobState::Completed, "{:?}", row.errors);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in
+        [format!("[job {id}] got DATABASE_URL"), format!("[job {id}] got PGPASSWORD"), format!("[job {id}] ***")]
+    {
+        assert!(lines.contains(&want.as_str()), "{want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains(PGPASSWORD), "{stdout}");
 }
 
 /// A command that starts a long `sleep` in the background and waits for it:

@@ -26,8 +26,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Ctx, exec_guard};
 use crate::input::{self, utf8};
 use printer::Printer;
+use secrets::{CREDENTIAL_VARS, Secrets};
 
 mod printer;
+mod secrets;
 
 /// Jobs of each queue running at once unless told otherwise.
 const CONCURRENCY_DEFAULT: usize = 10;
@@ -57,12 +59,15 @@ const EXAMPLES: &str = r#"Examples:
 The command:
   Runs as `sh -c COMMAND` once per attempt, with the job's args (JSON) on stdin and these
   environment variables: SKIPLOCK_JOB_ID, SKIPLOCK_JOB_KIND, SKIPLOCK_JOB_QUEUE,
-  SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS. Exit status 0 completes the
+  SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS; the worker's own DATABASE_URL
+  and PGPASSWORD are removed (--pass-env-credentials keeps them). Exit status 0 completes the
   job; any other status, or death by a signal, fails the attempt (retried with backoff until
   the attempts are used up) and records the end of stderr in the job's errors. Each line
   the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it);
   while this worker's stdout is not read fast enough, commands wait to print (no line is
-  dropped, and leases are still kept), up to their --timeout.
+  dropped, and leases are still kept), up to their --timeout. The worker's password, and
+  whatever looks like one (a URL's, password=..., PGPASSWORD=...), is printed as ***, in
+  stdout lines and in the errors logged and stored.
   The command runs in a process group of its own: a timeout, an operator's cancel
   (`skiplock jobs cancel`) or the end of the shutdown grace kills the whole group, and
   whatever it left running is killed when it exits. If this worker dies, even by SIGKILL,
@@ -107,6 +112,13 @@ pub struct Args {
     /// Drop the commands' stdout instead of printing it
     #[arg(long)]
     quiet: bool,
+    /// Pass DATABASE_URL and PGPASSWORD on to the commands. Without it they are removed from
+    /// the commands' environment, as the worker's credentials; other variables (PGHOST,
+    /// PGUSER, PGPASSFILE, ...) pass. Either way the worker's password, and anything that
+    /// looks like a password, is masked as *** in the output it prints and the errors it
+    /// stores
+    #[arg(long)]
+    pass_env_credentials: bool,
 }
 
 /// What every job's run needs.
@@ -115,6 +127,10 @@ struct Exec {
     guard: PathBuf,
     command: String,
     quiet: bool,
+    /// Whether the commands get [`CREDENTIAL_VARS`].
+    pass_env_credentials: bool,
+    /// Masked in all the output and errors.
+    secrets: Secrets,
     /// The one writer of stdout.
     printer: Printer,
 }
@@ -154,7 +170,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         builder = builder.shutdown_grace(grace);
     }
     let printer = Printer::start().context("cannot start the thread that prints stdout")?;
-    let exec = Arc::new(Exec { guard: guard_program()?, command, quiet: args.quiet, printer });
+    let pgpassword = std::env::var("PGPASSWORD").ok();
+    let exec = Arc::new(Exec {
+        guard: guard_program()?,
+        command,
+        quiet: args.quiet,
+        pass_env_credentials: args.pass_env_credentials,
+        secrets: Secrets::new(&url, client.pg_config(), pgpassword.as_deref()),
+        printer,
+    });
     let handler = {
         let exec = exec.clone();
         move |args: Box<RawValue>, job: JobContext| run_job(exec.clone(), args, job)
@@ -175,7 +199,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         "working queues {} with {} slots each ({kinds}), command: {}\n",
         queues.join(", "),
         args.concurrency,
-        one_line(&exec.command)
+        one_line(&exec.secrets.redact(&exec.command))
     );
     exec.printer.line(started.into_bytes()).await;
     let result = worker.run_until_signal().await;
@@ -222,6 +246,11 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
             // Dropped when the library gives up on the handler (timeout, the
             // cancel grace run out): the group guard below kills the rest.
             .kill_on_drop(true);
+        if !exec.pass_env_credentials {
+            for var in CREDENTIAL_VARS {
+                cmd.env_remove(var);
+            }
+        }
         // `cmd` goes out of scope here, and with it this process's copy of
         // the guard's end of the socket: only the guard holds it now.
         cmd.spawn().map_err(cannot_start)?
@@ -233,7 +262,7 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     let mut tail = Tail::default();
     let exited = CancellationToken::new();
     let io = async {
-        tokio::join!(echo(stdout, job.id(), &exec.printer), tail.read(stderr));
+        tokio::join!(echo(stdout, job.id(), &exec), tail.read(stderr));
     };
     let output = async {
         tokio::select! {
@@ -270,7 +299,9 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     match ended {
         Ended::Exited(Ok(status)) if status.success() => Ok(()),
         Ended::Exited(Ok(status)) => {
-            let error = tail.error(status);
+            // Masked here, before it is logged; the library masks what it
+            // stores again.
+            let error = exec.secrets.redact(&tail.error(status));
             tracing::warn!(id = job.id(), attempt = job.attempt(), "command failed: {}", first_line(&error));
             Err(JobError::retry(error))
         }
@@ -304,12 +335,12 @@ async fn command_status(control: &mut tokio::net::UnixStream, args: &str) -> Opt
 /// Prints each line of the command's stdout, prefixed with the job id. While
 /// stdout does not keep up, this waits, and so does the command's output
 /// (`printer.rs` says why).
-async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, printer: &Printer) {
+async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, exec: &Exec) {
     let Some(stdout) = stdout else { return };
     let mut reader = BufReader::new(stdout);
     let prefix = format!("[job {id}] ");
     loop {
-        let mut line = prefix.clone().into_bytes();
+        let mut line = Vec::new();
         match (&mut reader).take(LINE_MAX).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
@@ -317,7 +348,8 @@ async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, printer: &Pr
         if line.last() != Some(&b'\n') {
             line.push(b'\n');
         }
-        printer.line(line).await;
+        let line = [prefix.as_bytes(), &exec.secrets.redact_bytes(line)].concat();
+        exec.printer.line(line).await;
     }
 }
 
