@@ -47,9 +47,16 @@ const STATUS_LINE_MAX: u64 = 32;
 /// process group was killed: only a process that left the group (`setsid`)
 /// can hold its pipes open that long.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
-/// Pool connections besides one per queue's producer: completer, heartbeat,
-/// rescuer, scheduler, start-up check.
-const POOL_EXTRA: usize = 5;
+/// Producers per queue, each with a claim in flight at times: the library's
+/// `runtime::PRODUCERS_PER_QUEUE` (fewer when a queue's concurrency is lower).
+const PRODUCERS_PER_QUEUE: usize = 2;
+/// Pool connections used at once besides the producers': two completer
+/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the heartbeat, and
+/// the six maintenance services of `maintenance::spawn` (leader election,
+/// rescuer, scheduler, cron, partitions with the pruner, vacuum), each one
+/// statement or transaction at a time. The LISTEN connection is not the
+/// pool's; the start-up check is done before the worker starts.
+const POOL_SERVICES: usize = 2 + 1 + 6;
 
 const EXAMPLES: &str = r#"Examples:
   skiplock work --queue default --exec './handle-job.py'
@@ -158,7 +165,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let Some(url) = ctx.database_url()? else {
         bail!("no database: pass --database-url or set DATABASE_URL");
     };
-    let client = ctx.client_with(&url, queues.len() + POOL_EXTRA)?;
+    let client = ctx.client_with(&url, pool_size(queues.len(), args.concurrency))?;
     let mut builder = Worker::builder(client.clone());
     for q in &queues {
         builder = builder.queue(q, args.concurrency);
@@ -407,6 +414,14 @@ fn guard_program() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the skiplock binary, which runs each command")
 }
 
+/// The connections the worker's pool may open: as many as may be in use at
+/// once, so that the heartbeat never waits for one behind the producers
+/// (a wait of up to the pool timeout, beyond which leases are lost):
+/// `queues × min(2, concurrency) + 9`.
+fn pool_size(queues: usize, concurrency: usize) -> usize {
+    queues * PRODUCERS_PER_QUEUE.min(concurrency) + POOL_SERVICES
+}
+
 /// `command` as it can be shown on one line: quoted and escaped if it has
 /// line breaks or other control characters.
 fn one_line(command: &str) -> std::borrow::Cow<'_, str> {
@@ -470,6 +485,15 @@ mod tests {
         let e = long.error(status(1 << 8));
         assert!(e.starts_with("exit status 1; stderr (last 4096 bytes): …x") && e.ends_with("xEND"), "{e}");
         assert!(e.len() < STDERR_TAIL + 100);
+    }
+
+    #[test]
+    fn the_pool_has_a_connection_for_everything_that_may_query_at_once() {
+        // Two producers per queue (one below concurrency 2), two completer
+        // flushes, the heartbeat, six maintenance services.
+        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 6);
+        assert_eq!(pool_size(10, 20), 20 + 9);
+        assert_eq!(pool_size(3, 1), 3 + 9);
     }
 
     #[test]
