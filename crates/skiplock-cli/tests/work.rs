@@ -254,6 +254,46 @@ async fn a_stdout_nobody_reads_holds_up_the_commands_but_never_the_heartbeats() 
 }
 
 #[tokio::test]
+async fn lines_still_held_up_by_stdout_when_the_command_exits_are_printed_all_the_same() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let exited = scratch.file("exited");
+    let id = enqueue(&client, "chatty", "{}", EnqueueOptions::new()).await;
+    // About 100 KB: more than the worker's stdout pipe holds, less than that
+    // and the command's own pipe together, so the command exits while part
+    // of its output still waits for stdout.
+    const LINES: usize = 1_000;
+    let command = format!(
+        r#"awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf "%06d %s\n", i, "{}" }}'; touch '{exited}'"#,
+        "x".repeat(93)
+    );
+    let mut worker = work(&db, &["--queue", "default", "--exec", &command]);
+    poll("the command to exit", || async { std::path::Path::new(&exited).exists().then_some(()) }).await;
+    // A consumer slow for longer than the worker drains a finished command's
+    // pipes when nothing comes (2 s): the job must wait for its output, not
+    // finish without it. (A bounded wait for something that must not happen.)
+    let early = tokio::time::timeout(Duration::from_secs(3), finished(&client, id)).await;
+    assert!(early.is_err(), "the job finished while its output was held up: {:?}", early.map(|r| r.state));
+
+    let stdout = worker.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut text = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut { stdout }, &mut text).await.unwrap();
+        String::from_utf8(text).unwrap()
+    });
+    assert_eq!(finished(&client, id).await.state, JobState::Completed);
+    let pid = rustix::process::Pid::from_raw(worker.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits").unwrap().success());
+    let stdout = reader.await.unwrap();
+    let printed: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix(&format!("[job {id}] "))).collect();
+    let want: Vec<String> = (0..LINES).map(|i| format!("{i:06} {}", "x".repeat(93))).collect();
+    assert_eq!(printed.len(), LINES, "lines lost");
+    assert!(printed.iter().zip(&want).all(|(p, w)| p == w), "lines out of order or cut");
+}
+
+#[tokio::test]
 async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
     let db = fresh().await;
     let client = Client::connect(db.url()).unwrap();

@@ -43,9 +43,11 @@ const LINE_MAX: u64 = 64 << 10;
 const PRINT_FLUSH: Duration = Duration::from_secs(5);
 /// Longest status line the guard writes (`signal 15` and the like).
 const STATUS_LINE_MAX: u64 = 32;
-/// How long output is still read after the command has exited and its
-/// process group was killed: only a process that left the group (`setsid`)
-/// can hold its pipes open that long.
+/// Once the command has exited and its process group was killed, how long a
+/// read of its output may wait for more: what the group wrote is already in
+/// the pipes and read at once, whatever the wait for stdout to take it (so
+/// no line is lost); only a process that left the group (`setsid`) can hold
+/// a pipe open and quiet that long.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Producers per queue, each with a claim in flight at times: the library's
 /// `runtime::PRODUCERS_PER_QUEUE` (fewer when a queue's concurrency is lower).
@@ -268,14 +270,8 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut tail = Tail::default();
     let exited = CancellationToken::new();
-    let io = async {
-        tokio::join!(echo(stdout, job.id(), &exec), tail.read(stderr));
-    };
     let output = async {
-        tokio::select! {
-            () = io => {}
-            () = async { exited.cancelled().await; tokio::time::sleep(OUTPUT_DRAIN).await } => {}
-        }
+        tokio::join!(echo(stdout, job.id(), &exec, &exited), tail.read(stderr, &exited));
     };
     let wait = async {
         let ended = tokio::select! {
@@ -342,15 +338,15 @@ async fn command_status(control: &mut tokio::net::UnixStream, args: &str) -> Opt
 /// Prints each line of the command's stdout, prefixed with the job id. While
 /// stdout does not keep up, this waits, and so does the command's output
 /// (`printer.rs` says why).
-async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, exec: &Exec) {
+async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, exec: &Exec, exited: &CancellationToken) {
     let Some(stdout) = stdout else { return };
     let mut reader = BufReader::new(stdout);
     let prefix = format!("[job {id}] ");
     loop {
         let mut line = Vec::new();
-        match (&mut reader).take(LINE_MAX).read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match until_quiet((&mut reader).take(LINE_MAX).read_until(b'\n', &mut line), exited).await {
+            None | Some(Ok(0) | Err(_)) => return,
+            Some(Ok(_)) => {}
         }
         if line.last() != Some(&b'\n') {
             line.push(b'\n');
@@ -358,6 +354,18 @@ async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, exec: &Exec)
         let line = [prefix.as_bytes(), &exec.secrets.redact_bytes(line)].concat();
         exec.printer.line(line).await;
     }
+}
+
+/// `read`'s result, or `None` once the command has `exited` and the read
+/// has waited [`OUTPUT_DRAIN`] past that without an answer.
+async fn until_quiet<F: Future>(read: F, exited: &CancellationToken) -> Option<F::Output> {
+    tokio::pin!(read);
+    tokio::select! {
+        biased;
+        out = &mut read => return Some(out),
+        () = exited.cancelled() => {}
+    }
+    tokio::time::timeout(OUTPUT_DRAIN, read).await.ok()
 }
 
 /// The last [`STDERR_TAIL`] bytes of the command's stderr.
@@ -368,13 +376,13 @@ struct Tail {
 }
 
 impl Tail {
-    async fn read(&mut self, stderr: Option<impl AsyncRead + Unpin>) {
+    async fn read(&mut self, stderr: Option<impl AsyncRead + Unpin>, exited: &CancellationToken) {
         let Some(mut stderr) = stderr else { return };
         let mut chunk = [0u8; 8 << 10];
         loop {
-            match stderr.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => self.bytes.extend_from_slice(&chunk[..n]),
+            match until_quiet(stderr.read(&mut chunk), exited).await {
+                None | Some(Ok(0) | Err(_)) => return,
+                Some(Ok(n)) => self.bytes.extend_from_slice(&chunk[..n]),
             }
             // Trim in halves, not per chunk: copying stays linear.
             if self.bytes.len() > 2 * STDERR_TAIL {
