@@ -83,6 +83,25 @@ async fn stop(child: Child) -> Output {
     out
 }
 
+/// Reads the worker's stdout to its end, from now on.
+fn read_all(worker: &mut Child) -> tokio::task::JoinHandle<String> {
+    let mut stdout = worker.stdout.take().expect("stdout not taken yet");
+    tokio::spawn(async move {
+        let mut text = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut text).await.unwrap();
+        String::from_utf8(text).unwrap()
+    })
+}
+
+/// Sends SIGTERM and waits for the worker to exit; asserts it exits 0. For a
+/// worker whose stdout was taken ([`read_all`]).
+async fn terminate(mut worker: Child) {
+    let pid = rustix::process::Pid::from_raw(worker.id().expect("running") as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits after SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
+}
+
 /// Polls `check` until it returns `Some`, for at most [`WAIT`].
 async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -225,21 +244,13 @@ async fn a_stdout_nobody_reads_holds_up_the_commands_but_never_the_heartbeats() 
 
     // Once stdout is read, every job completes in its first attempt, its
     // lines printed whole and in order.
-    let stdout = worker.stdout.take().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut text = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut { stdout }, &mut text).await.unwrap();
-        String::from_utf8(text).unwrap()
-    });
+    let reader = read_all(&mut worker);
     for id in &ids {
         let row = finished(&client, *id).await;
         assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "job {id}: {:?}", row.errors);
         assert!(row.errors.is_empty(), "job {id}: {:?}", row.errors);
     }
-    let pid = rustix::process::Pid::from_raw(worker.id().unwrap() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits").unwrap();
-    assert!(status.success(), "{status}");
+    terminate(worker).await;
     let stdout = reader.await.unwrap();
     let mut next: HashMap<i64, usize> = ids.iter().map(|id| (*id, 0)).collect();
     for line in stdout.lines().skip(1).filter(|l| *l != "stopped") {
@@ -276,16 +287,9 @@ async fn lines_still_held_up_by_stdout_when_the_command_exits_are_printed_all_th
     let early = tokio::time::timeout(Duration::from_secs(3), finished(&client, id)).await;
     assert!(early.is_err(), "the job finished while its output was held up: {:?}", early.map(|r| r.state));
 
-    let stdout = worker.stdout.take().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut text = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut { stdout }, &mut text).await.unwrap();
-        String::from_utf8(text).unwrap()
-    });
+    let reader = read_all(&mut worker);
     assert_eq!(finished(&client, id).await.state, JobState::Completed);
-    let pid = rustix::process::Pid::from_raw(worker.id().unwrap() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    assert!(tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits").unwrap().success());
+    terminate(worker).await;
     let stdout = reader.await.unwrap();
     let printed: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix(&format!("[job {id}] "))).collect();
     let want: Vec<String> = (0..LINES).map(|i| format!("{i:06} {}", "x".repeat(93))).collect();
