@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{bench, demo, enqueue, jobs, migrate, queues, stats, work};
+use crate::cmd::{bench, demo, enqueue, exec_guard, jobs, migrate, queues, stats, work};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -42,7 +42,7 @@ pub struct Global {
     /// The database: postgres://user:password@host:port/dbname
     #[arg(
         long,
-        env = "DATABASE_URL",
+        env = crate::cmd::DATABASE_URL_ENV,
         global = true,
         hide_env_values = true,
         value_name = "URL",
@@ -81,6 +81,9 @@ pub enum Command {
     Bench(bench::Args),
     /// Work jobs with a shell command per job (args on stdin): a worker for any language
     Work(work::Args),
+    /// Internal: what `work --exec` runs each command under (hidden)
+    #[command(name = exec_guard::NAME, hide = true)]
+    ExecGuard(exec_guard::Args),
 }
 
 #[cfg(test)]
@@ -91,5 +94,12 @@ mod tests {
     fn the_command_tree_is_consistent() {
         use clap::CommandFactory as _;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_exec_guard_is_hidden() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("work") && !help.contains(exec_guard::NAME), "{help}");
     }
 }

@@ -21,6 +21,15 @@ pub fn utf8(flag: &str, value: &OsStr) -> Result<String> {
     }
 }
 
+/// A secret argument as UTF-8 text, or an error naming `flag` that never
+/// shows the value, not even in part.
+pub fn utf8_secret(flag: &str, value: &OsStr) -> Result<String> {
+    match value.to_str() {
+        Some(s) => Ok(s.to_owned()),
+        None => bail!("invalid {flag}: is not valid UTF-8"),
+    }
+}
+
 /// An optional argument as UTF-8 text.
 pub fn utf8_opt(flag: &str, value: Option<&std::ffi::OsString>) -> Result<Option<String>> {
     value.map(|v| utf8(flag, v)).transpose()
@@ -120,5 +129,7 @@ mod tests {
         use std::os::unix::ffi::OsStrExt as _;
         let e = utf8("--queue", OsStr::from_bytes(b"a\xffb")).unwrap_err().to_string();
         assert!(e.starts_with("invalid --queue: is not valid UTF-8"), "{e}");
+        let e = utf8_secret("DATABASE_URL", OsStr::from_bytes(b"postgres://a:s3cret\xff@h/d")).unwrap_err();
+        assert_eq!(e.to_string(), "invalid DATABASE_URL: is not valid UTF-8");
     }
 }

@@ -18,6 +18,10 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // `work --exec` runs each command under this: synchronous, no logging.
+    if let cli::Command::ExecGuard(args) = &cli.command {
+        return cmd::exec_guard::run(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -287,6 +287,72 @@ async fn enqueue_a_thousand_jobs_from_stdin() {
     assert_eq!(total_jobs(&db).await, 1004);
 }
 
+/// Runs `skiplock ARGS` against `db` with stdin a file holding `contents`
+/// (as `< file` gives it): data is waiting on it before the binary starts.
+async fn sk_file(db: &TestDatabase, args: &[&str], contents: &str) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("skiplock-cli-{}-{n}.jsonl", db.name()));
+    std::fs::write(&path, contents).unwrap();
+    let mut cmd = command(Some(db.url()), &os(args));
+    cmd.stdin(std::fs::File::open(&path).unwrap());
+    let out = tokio::time::timeout(RUN_TIMEOUT, cmd.output()).await.expect("in time").expect("output");
+    let _ = std::fs::remove_file(&path);
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The args of every job of `kind`, oldest first.
+async fn args_of(db: &TestDatabase, kind: &str) -> Vec<Value> {
+    let jobs = sk(db, &["jobs", "list", "--kind", kind, "--json"]).await.json();
+    jobs.as_array().unwrap().iter().rev().map(|j| j["args"].clone()).collect()
+}
+
+#[tokio::test]
+async fn enqueue_reads_stdin_when_its_help_says_and_never_drops_it() {
+    let db = fresh().await;
+    // The help's own example: one args document per line, all of one kind.
+    let r =
+        sk_in(&db, &["enqueue", "--kind", "welcome", "--queue", "mail", "--json"], "{\"user\":1}\n\n[2]\n\"three\"\n")
+            .await;
+    assert_eq!(r.json(), json!({"inserted": 3, "duplicates": 0}));
+    assert_eq!(args_of(&db, "welcome").await, vec![json!({"user": 1}), json!([2]), json!("three")]);
+
+    // A one-job flag while data waits on stdin: refused, naming the flag.
+    let both = "error: --args gives one job's args, but stdin has data waiting: drop --args to enqueue a job per \
+                line, or redirect stdin from /dev/null for the one job";
+    assert_eq!(sk_file(&db, &["enqueue", "--kind", "k", "--args", "{}"], "{\"a\":1}\n").await.error_line(), both);
+    let r = sk_file(&db, &["enqueue", "--kind", "k", "--unique-key", "u"], "{\"a\":1}\n").await;
+    assert!(r.error_line().starts_with("error: --unique-key is for one job, but stdin has data waiting"), "{r:?}");
+    assert_eq!(total_jobs(&db).await, 3, "nothing enqueued");
+
+    // --kind alone with a stdin that holds no line: one job from the flags,
+    // or none from stdin? Refused, naming the flags that say which.
+    let empty = "error: stdin is empty: with --kind and no --args, each line of stdin is a job's args; pass \
+                 --args '{}' to enqueue one job, or --stdin to read stdin even when it is empty";
+    assert_eq!(sk_in(&db, &["enqueue", "--kind", "k"], "").await.error_line(), empty);
+    assert_eq!(sk_in(&db, &["enqueue", "--kind", "k"], "\n  \n").await.error_line(), empty);
+    assert_eq!(sk_file(&db, &["enqueue", "--kind", "k"], "").await.error_line(), empty);
+    assert_eq!(total_jobs(&db).await, 3, "nothing enqueued");
+    assert!(sk_in(&db, &["enqueue", "--kind", "k", "--stdin"], "").await.ok().starts_with("inserted 0 jobs"));
+
+    // One job from the flags: stdin is /dev/null (nothing can be piped), or
+    // --args with a stdin that holds nothing.
+    let one = |r: Run| r.json()["inserted"] == json!(true);
+    assert!(one(run_with(Some(db.url()), &os(&["enqueue", "--json", "--kind", "one"]), None).await));
+    assert!(one(sk_in(&db, &["enqueue", "--json", "--kind", "one", "--args", "{\"n\":2}"], "").await));
+    assert!(one(sk_file(&db, &["enqueue", "--json", "--kind", "one", "--args", "{\"n\":3}"], "").await));
+    assert_eq!(args_of(&db, "one").await, vec![json!({}), json!({"n": 2}), json!({"n": 3})]);
+
+    // Without --kind, /dev/null holds no job objects: the kind is missing.
+    let r = run_with(Some(db.url()), &os(&["enqueue"]), None).await;
+    assert!(r.error_line().starts_with("error: missing --kind: "), "{r:?}");
+    assert_eq!(total_jobs(&db).await, 6);
+}
+
 #[tokio::test]
 async fn bad_input_is_one_line_naming_the_field_and_inserts_nothing() {
     let db = fresh().await;
@@ -362,6 +428,25 @@ async fn missing_or_unreachable_database_is_one_line() {
     let r = run_with(None, &os(&["stats", "--database-url", "postgres://ada:s3cret-pw@[::1"]), None).await;
     let line = r.error_line();
     assert!(line.starts_with("error: invalid database_url") && !line.contains("s3cret"), "{line}");
+}
+
+#[tokio::test]
+async fn a_database_url_that_is_not_utf8_is_named_and_never_shown() {
+    let url = OsString::from_vec(b"postgres://ada:p\xe9ss-s3cret@127.0.0.1:1/app".to_vec());
+    let mut cmd = command(None, &os(&["stats"]));
+    cmd.env("DATABASE_URL", &url).stdin(Stdio::null());
+    let out = cmd.output().await.unwrap();
+    let r = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.error_line(), "error: invalid DATABASE_URL: is not valid UTF-8");
+
+    let mut args = os(&["stats", "--database-url"]);
+    args.push(url);
+    let r = run_with(None, &args, None).await;
+    assert_eq!(r.error_line(), "error: invalid --database-url: is not valid UTF-8");
 }
 
 #[tokio::test]

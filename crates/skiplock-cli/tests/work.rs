@@ -52,10 +52,15 @@ impl Drop for Scratch {
 /// Starts `skiplock work ARGS` on `db`. The child is killed if dropped
 /// before it exits (a failed test never leaves a worker behind).
 fn work(db: &TestDatabase, args: &[&str]) -> Child {
+    work_env(&[("DATABASE_URL", db.url())], args)
+}
+
+/// Starts `skiplock work ARGS` with these environment variables set.
+fn work_env(env: &[(&str, &str)], args: &[&str]) -> Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_skiplock"))
         .arg("work")
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(env.iter().copied())
         .env_remove("SKIPLOCK_SCHEMA")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -76,6 +81,25 @@ async fn stop(child: Child) -> Output {
         .expect("wait for the worker");
     assert!(out.status.success(), "exit {}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Reads the worker's stdout to its end, from now on.
+fn read_all(worker: &mut Child) -> tokio::task::JoinHandle<String> {
+    let mut stdout = worker.stdout.take().expect("stdout not taken yet");
+    tokio::spawn(async move {
+        let mut text = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut text).await.unwrap();
+        String::from_utf8(text).unwrap()
+    })
+}
+
+/// Sends SIGTERM and waits for the worker to exit; asserts it exits 0. For a
+/// worker whose stdout was taken ([`read_all`]).
+async fn terminate(mut worker: Child) {
+    let pid = rustix::process::Pid::from_raw(worker.id().expect("running") as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker exits after SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
 }
 
 /// Polls `check` until it returns `Some`, for at most [`WAIT`].
@@ -165,6 +189,115 @@ async fn each_job_runs_the_command_once_with_its_args_on_stdin_and_its_facts_in_
 }
 
 #[tokio::test]
+async fn a_stdout_nobody_reads_holds_up_the_commands_but_never_the_heartbeats() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    const JOBS: usize = 4;
+    // 10,500 lines of 100 bytes: over 1 MiB each, far beyond a pipe's buffer.
+    const LINES: usize = 10_500;
+    let mut ids = Vec::new();
+    for _ in 0..JOBS {
+        ids.push(enqueue(&client, "loud", "{}", EnqueueOptions::new()).await);
+    }
+    let command = format!(
+        r#"awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf "%s %06d %s\n", ENVIRON["SKIPLOCK_JOB_ID"], i, "{}" }}'"#,
+        "x".repeat(100 - 20)
+    );
+    // Heartbeats every third of a second; stdout is piped and not read yet.
+    let mut worker =
+        work(&db, &["--queue", "default", "--lease", "1s", "--shutdown-grace", "100ms", "--exec", &command]);
+
+    // Every job running, and its lease extended by heartbeats two leases past
+    // where it was first seen, while stdout stays full. (The hot table
+    // alone: a worker frozen in a maintenance pass may hold the archive.)
+    let sql = db.connect().await.unwrap();
+    let first_seen = std::cell::RefCell::new(HashMap::<i64, chrono::DateTime<chrono::Utc>>::new());
+    poll("the leases of the jobs held up by stdout to be extended", || {
+        let (sql, ids, first_seen) = (&sql, &ids, &first_seen);
+        async move {
+            let rows = sql
+                .query(
+                    "SELECT id, state::text, attempt, lease_expires_at FROM skiplock.jobs WHERE id = ANY($1)",
+                    &[ids],
+                )
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), ids.len(), "every job is still in the hot table");
+            let mut extended = 0;
+            for row in rows {
+                let (id, state, attempt): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+                match (state.as_str(), attempt) {
+                    ("available", 0) => return None, // not claimed yet
+                    ("running", 1) => {}
+                    other => panic!("job {id} is {other:?}, not running its first attempt"),
+                }
+                let expires: chrono::DateTime<chrono::Utc> = row.get(3);
+                let first = *first_seen.borrow_mut().entry(id).or_insert(expires);
+                if expires - first >= chrono::Duration::seconds(2) {
+                    extended += 1;
+                }
+            }
+            (extended == ids.len()).then_some(())
+        }
+    })
+    .await;
+
+    // Once stdout is read, every job completes in its first attempt, its
+    // lines printed whole and in order.
+    let reader = read_all(&mut worker);
+    for id in &ids {
+        let row = finished(&client, *id).await;
+        assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "job {id}: {:?}", row.errors);
+        assert!(row.errors.is_empty(), "job {id}: {:?}", row.errors);
+    }
+    terminate(worker).await;
+    let stdout = reader.await.unwrap();
+    let mut next: HashMap<i64, usize> = ids.iter().map(|id| (*id, 0)).collect();
+    for line in stdout.lines().skip(1).filter(|l| *l != "stopped") {
+        let (prefix, rest) = line.split_once("] ").unwrap_or_else(|| panic!("{line:?}"));
+        let id: i64 = prefix.strip_prefix("[job ").unwrap().parse().unwrap();
+        let n = next.get_mut(&id).unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!(rest, format!("{id} {:06} {}", *n, "x".repeat(80)), "job {id}'s line {n}");
+        *n += 1;
+    }
+    assert!(next.values().all(|n| *n == LINES), "{next:?}");
+    assert_eq!(stdout.lines().last(), Some("stopped"));
+}
+
+#[tokio::test]
+async fn lines_still_held_up_by_stdout_when_the_command_exits_are_printed_all_the_same() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let exited = scratch.file("exited");
+    let id = enqueue(&client, "chatty", "{}", EnqueueOptions::new()).await;
+    // About 100 KB: more than the worker's stdout pipe holds, less than that
+    // and the command's own pipe together, so the command exits while part
+    // of its output still waits for stdout.
+    const LINES: usize = 1_000;
+    let command = format!(
+        r#"awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf "%06d %s\n", i, "{}" }}'; touch '{exited}'"#,
+        "x".repeat(93)
+    );
+    let mut worker = work(&db, &["--queue", "default", "--exec", &command]);
+    poll("the command to exit", || async { std::path::Path::new(&exited).exists().then_some(()) }).await;
+    // A consumer slow for longer than the worker drains a finished command's
+    // pipes when nothing comes (2 s): the job must wait for its output, not
+    // finish without it. (A bounded wait for something that must not happen.)
+    let early = tokio::time::timeout(Duration::from_secs(3), finished(&client, id)).await;
+    assert!(early.is_err(), "the job finished while its output was held up: {:?}", early.map(|r| r.state));
+
+    let reader = read_all(&mut worker);
+    assert_eq!(finished(&client, id).await.state, JobState::Completed);
+    terminate(worker).await;
+    let stdout = reader.await.unwrap();
+    let printed: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix(&format!("[job {id}] "))).collect();
+    let want: Vec<String> = (0..LINES).map(|i| format!("{i:06} {}", "x".repeat(93))).collect();
+    assert_eq!(printed.len(), LINES, "lines lost");
+    assert!(printed.iter().zip(&want).all(|(p, w)| p == w), "lines out of order or cut");
+}
+
+#[tokio::test]
 async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
     let db = fresh().await;
     let client = Client::connect(db.url()).unwrap();
@@ -177,6 +310,94 @@ async fn a_failing_command_fails_the_attempt_with_its_exit_status_and_stderr() {
     assert_eq!(row.errors.len(), 1, "{:?}", row.errors);
     let error = &row.errors[0].error;
     assert!(error.contains("oops") && error.contains("exit status 3"), "{error}");
+}
+
+#[tokio::test]
+async fn a_command_killed_by_a_signal_fails_the_attempt_naming_the_signal() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let id = enqueue(&client, "boom", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    // The shell kills itself: the guard between it and the worker reports
+    // the signal, not an exit status of its own.
+    let worker = work(&db, &["--queue", "default", "--exec", "echo going >&2; kill -USR1 $$"]);
+    let row = finished(&client, id).await;
+    stop(worker).await;
+    assert_eq!(row.state, JobState::Discarded);
+    let errors: Vec<&str> = row.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(errors, vec!["killed by signal 10; stderr: going"]);
+}
+
+/// `url` with `password` in it (the test clusters trust every connection).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (auth, host) = rest.split_once('@').expect("a user");
+    let user = auth.split(':').next().unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// The worker's password, in its URL.
+const PASSWORD: &str = "s3cret-pw";
+/// The worker's `PGPASSWORD`.
+const PGPASSWORD: &str = "pg-s3cret";
+/// Prints which credential variables the command got, one `got NAME` each.
+const CREDENTIAL_VARS: &str = "env | cut -d= -f1 | grep -x -e DATABASE_URL -e PGPASSWORD | sort | sed 's/^/got /'";
+
+#[tokio::test]
+async fn credentials_stay_out_of_the_commands_environment_and_out_of_every_output() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let url = with_password(db.url(), PASSWORD);
+    let id = enqueue(&client, "leak", "{}", EnqueueOptions::new().max_attempts(1)).await;
+    // The command quotes the secrets on stdout and stderr (as a script
+    // echoing its settings would), and its own text holds them.
+    let command = format!(
+        "{CREDENTIAL_VARS}; echo stdout postgres://ada:{PASSWORD}@db/x password={PASSWORD} {PGPASSWORD}; \
+         echo stderr {PASSWORD} PGPASSWORD={PGPASSWORD} >&2; exit 1"
+    );
+    let env = [("DATABASE_URL", url.as_str()), ("PGPASSWORD", PGPASSWORD)];
+    let worker = work_env(&env, &["--queue", "default", "--exec", &command]);
+    let row = finished(&client, id).await;
+    let out = stop(worker).await;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    assert_eq!(row.state, JobState::Discarded);
+    let error = &row.errors[0].error;
+    assert_eq!(error, "exit status 1; stderr: stderr *** PGPASSWORD=***");
+    assert!(
+        stderr.contains(&format!("command failed: {error}")),
+        "the log line is the stored error's first line:\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.contains(&format!("[job {id}] stdout postgres://ada:***@db/x password=*** ***").as_str()),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&format!("[job {id}] got ")), "the command got credential variables:\n{stdout}");
+    for (what, text) in [("stdout", &*stdout), ("stderr", &*stderr), ("the stored error", error.as_str())] {
+        assert!(!text.contains(PASSWORD) && !text.contains(PGPASSWORD), "a secret in {what}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn pass_env_credentials_hands_them_to_the_command_and_still_masks_them_in_output() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let url = with_password(db.url(), PASSWORD);
+    let id = enqueue(&client, "connect", "{}", EnqueueOptions::new()).await;
+    let command = format!("{CREDENTIAL_VARS}; echo \"$PGPASSWORD\"");
+    let env = [("DATABASE_URL", url.as_str()), ("PGPASSWORD", PGPASSWORD)];
+    let worker = work_env(&env, &["--queue", "default", "--pass-env-credentials", "--exec", &command]);
+    let row = finished(&client, id).await;
+    let out = stop(worker).await;
+    assert_eq!(row.state, JobState::Completed, "{:?}", row.errors);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in
+        [format!("[job {id}] got DATABASE_URL"), format!("[job {id}] got PGPASSWORD"), format!("[job {id}] ***")]
+    {
+        assert!(lines.contains(&want.as_str()), "{want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains(PGPASSWORD), "{stdout}");
 }
 
 /// A command that starts a long `sleep` in the background and waits for it:
@@ -224,16 +445,47 @@ async fn a_command_past_its_timeout_is_killed_with_everything_it_started() {
     let scratch = Scratch::new(&db);
     let sleeper = Sleeper::new(&scratch);
     let id = enqueue(&client, "slow", "{}", EnqueueOptions::new().max_attempts(1)).await;
-    let worker = work(&db, &["--queue", "default", "--timeout", "300ms", "--exec", &sleeper.command()]);
+    // Long enough for the shell to start the sleep and write its pid first,
+    // so that the check below always has a process to look at.
+    let worker = work(&db, &["--queue", "default", "--timeout", "2s", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
     let row = finished(&client, id).await;
     stop(worker).await;
     assert_eq!(row.state, JobState::Discarded);
-    assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["timed out after 300ms"]);
-    // Unless the shell was killed before it could start the sleep (a slow
-    // machine), the sleep was killed too.
-    if let Some(pid) = sleeper.pid() {
-        killed(pid).await;
-    }
+    assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["timed out after 2s"]);
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_with_sigkill_takes_its_command_and_everything_it_started_with_it() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    enqueue(&client, "long", "{}", EnqueueOptions::new()).await;
+    let mut worker = work(&db, &["--queue", "default", "--exec", &sleeper.command()]);
+    let pid = sleeper.started().await;
+    // No handler, no drop, no shutdown runs: as after an OOM kill.
+    worker.start_kill().expect("SIGKILL the worker");
+    let status = tokio::time::timeout(WAIT, worker.wait()).await.expect("the worker dies").unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status}");
+    killed(pid).await;
+}
+
+#[tokio::test]
+async fn what_a_command_left_running_is_killed_when_it_exits() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let scratch = Scratch::new(&db);
+    let sleeper = Sleeper::new(&scratch);
+    let id = enqueue(&client, "bg", "{}", EnqueueOptions::new()).await;
+    let command = format!("sleep 120 & echo $! > '{}'", sleeper.pid_file);
+    let worker = work(&db, &["--queue", "default", "--exec", &command]);
+    let row = finished(&client, id).await;
+    assert_eq!(row.state, JobState::Completed);
+    let pid = sleeper.pid().expect("the command wrote the sleep's pid before it exited");
+    killed(pid).await;
+    stop(worker).await;
 }
 
 #[tokio::test]

@@ -56,6 +56,7 @@ mod sqlx_support;
 mod validate;
 mod worker;
 
+pub use client::redact_credentials;
 pub use client::{
     CancelResult, Client, ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport,
     HeartbeatReport, JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo,

@@ -38,13 +38,22 @@ Stdin:
   tags (["a","b"]) and meta ({...}); or, with --kind, the args of a job of that kind (any
   JSON). With --kind, an object that has a string "kind" field is still read as a job object.
   Blank lines are skipped. Flags other than --kind set defaults that a job object's fields
-  override. Stdin is read with --stdin, or when there is no --kind and stdin is not a
-  terminal: with --kind, pass --stdin to read it. Every line is checked before anything is inserted; jobs then go in in batches
-  (--batch), each batch in one transaction."#;
+  override. Every line is checked before anything is inserted; jobs then go in in batches
+  (--batch), each batch in one transaction.
+
+When stdin is read:
+  - With --stdin: always, to its end (from a terminal, end with ctrl-d); no lines, no jobs.
+  - Without --stdin, when stdin is a pipe or a file (not a terminal, not /dev/null) and
+    neither --args nor --unique-key is given. With --kind it must then hold at least one
+    line: an empty stdin is refused (pass --args '{}' for one job with empty args, or
+    --stdin to accept no lines). Without --kind, no lines, no jobs.
+  - Otherwise one job is enqueued from the flags and stdin is not read. With --args or
+    --unique-key, data already waiting on stdin is refused rather than left unread (redirect
+    stdin from /dev/null to enqueue the one job)."#;
 
 /// Enqueues one job described by flags, or many read from stdin as JSON
-/// lines (with --stdin, or when no --kind is given and stdin is not a
-/// terminal).
+/// lines (with --stdin, or when stdin is a pipe or a file and neither --args
+/// nor --unique-key is given).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -52,7 +61,7 @@ pub struct Args {
     /// every line that is bare args
     #[arg(long, value_name = "KIND")]
     kind: Option<OsString>,
-    /// The job's arguments, a JSON document [default: {}]
+    /// The job's arguments, a JSON document [default: {}]. One job: stdin is not read
     #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     args: Option<OsString>,
     /// The queue [default: default]
@@ -79,7 +88,7 @@ pub struct Args {
     /// Metadata kept with the job, a JSON object
     #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     meta: Option<OsString>,
-    /// Read jobs from stdin, one JSON document per line
+    /// Read jobs from stdin, one JSON document per line, even from a terminal or when empty
     #[arg(long)]
     stdin: bool,
     /// Jobs per transaction when reading stdin
@@ -94,18 +103,90 @@ struct Many {
     duplicates: u64,
 }
 
+/// Where the jobs come from.
+#[derive(Debug, PartialEq)]
+enum Input {
+    /// One job, from the flags.
+    Flags,
+    /// A job per line of stdin; with `must_have_lines`, an empty stdin is an
+    /// error rather than no jobs.
+    Lines { must_have_lines: bool },
+}
+
+/// What stdin is, as far as choosing an [`Input`] goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stdin {
+    Terminal,
+    /// `/dev/null`: nothing was or can be piped.
+    Null,
+    /// A pipe, a file, a socket: whatever was given to read.
+    Given,
+}
+
+impl Stdin {
+    fn of_this_process() -> Stdin {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            Stdin::Terminal
+        } else if is_dev_null(&stdin) {
+            Stdin::Null
+        } else {
+            Stdin::Given
+        }
+    }
+}
+
+/// Whether `fd` is `/dev/null` (the same character device).
+fn is_dev_null(fd: &impl std::os::fd::AsFd) -> bool {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let Ok(fd) = fd.as_fd().try_clone_to_owned() else { return false };
+    match (std::fs::File::from(fd).metadata(), std::fs::metadata("/dev/null")) {
+        (Ok(ours), Ok(null)) => ours.file_type().is_char_device() && ours.rdev() == null.rdev(),
+        _ => false,
+    }
+}
+
+/// Whether bytes are waiting on stdin right now, without reading them
+/// (`FIONREAD`: the bytes in a pipe or socket, a file's bytes past the
+/// offset). Data that arrives later cannot be known of without reading.
+fn stdin_has_data() -> bool {
+    rustix::io::ioctl_fionread(std::io::stdin()).is_ok_and(|n| n > 0)
+}
+
+/// Chooses the input as the help's "When stdin is read" says. `has_data` is
+/// only asked when a one-job flag meets a given stdin.
+fn choose(args: &Args, stdin: Stdin, has_data: impl FnOnce() -> bool) -> Result<Input> {
+    let one_job = match (&args.args, &args.unique_key) {
+        (Some(_), _) => Some("--args"),
+        (None, Some(_)) => Some("--unique-key"),
+        (None, None) => None,
+    };
+    if args.stdin {
+        return match one_job {
+            Some("--args") => bail!("--args names one job's args; with stdin, each line holds a job's args"),
+            Some(_) => bail!("--unique-key is for one job; with stdin, give each job object its own unique_key"),
+            None => Ok(Input::Lines { must_have_lines: false }),
+        };
+    }
+    match (one_job, stdin) {
+        (Some(flag), Stdin::Given) if has_data() => {
+            let what = if flag == "--args" { "gives one job's args" } else { "is for one job" };
+            bail!(
+                "{flag} {what}, but stdin has data waiting: drop {flag} to enqueue a job per line, or redirect \
+                 stdin from /dev/null for the one job"
+            )
+        }
+        (None, Stdin::Given) => Ok(Input::Lines { must_have_lines: args.kind.is_some() }),
+        _ => Ok(Input::Flags),
+    }
+}
+
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let from_stdin = args.stdin || (args.kind.is_none() && !std::io::stdin().is_terminal());
+    let input = choose(&args, Stdin::of_this_process(), stdin_has_data)?;
     let kind = utf8_opt("--kind", args.kind.as_ref())?;
     let opts = flag_options(&args)?;
-    if from_stdin {
-        if args.args.is_some() {
-            bail!("--args names one job's args; with stdin, each line holds a job's args");
-        }
-        if args.unique_key.is_some() {
-            bail!("--unique-key is for one job; with stdin, give each job object its own unique_key");
-        }
-        return many(ctx, kind, opts, args.batch as usize).await;
+    if let Input::Lines { must_have_lines } = input {
+        return many(ctx, kind, opts, args.batch as usize, must_have_lines).await;
     }
     let Some(kind) = kind else {
         bail!("missing --kind: name the job's kind, or pipe JSON lines on stdin (see `skiplock enqueue --help`)");
@@ -153,7 +234,13 @@ fn flag_options(args: &Args) -> Result<EnqueueOptions> {
 }
 
 /// Reads every line, checks them all, then inserts them in batches.
-async fn many(ctx: &Ctx, kind: Option<String>, defaults: EnqueueOptions, batch: usize) -> Result<()> {
+async fn many(
+    ctx: &Ctx,
+    kind: Option<String>,
+    defaults: EnqueueOptions,
+    batch: usize,
+    must_have_lines: bool,
+) -> Result<()> {
     let client = ctx.client()?;
     if std::io::stdin().is_terminal() {
         eprintln!("reading JSON lines from the terminal; end with ctrl-d");
@@ -166,6 +253,12 @@ async fn many(ctx: &Ctx, kind: Option<String>, defaults: EnqueueOptions, batch: 
         .map(|(i, l)| (i + 1, l))
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
+    if lines.is_empty() && must_have_lines {
+        bail!(
+            "stdin is empty: with --kind and no --args, each line of stdin is a job's args; pass --args '{{}}' to \
+             enqueue one job, or --stdin to read stdin even when it is empty"
+        );
+    }
     let reader = LineReader { kind, defaults };
     // Check every line first, so that a typo on the last line inserts nothing.
     for (n, line) in &lines {
@@ -327,6 +420,50 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(flags: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        <Cli as clap::Parser>::parse_from([&["enqueue"], flags].concat()).args
+    }
+
+    #[test]
+    fn stdin_is_read_when_the_help_says() {
+        use Stdin::{Given, Null, Terminal};
+        let lines = |must_have_lines| Ok(Input::Lines { must_have_lines });
+        let never = || -> bool { panic!("stdin was looked at") };
+        let cases: [(&[&str], Stdin, Result<Input, &str>); 12] = [
+            (&["--stdin"], Terminal, lines(false)),
+            (&["--stdin", "--kind", "k"], Given, lines(false)),
+            (&["--kind", "k"], Given, lines(true)),
+            (&[], Given, lines(false)),
+            (&["--kind", "k"], Terminal, Ok(Input::Flags)),
+            (&["--kind", "k"], Null, Ok(Input::Flags)),
+            (&[], Null, Ok(Input::Flags)),
+            (&["--kind", "k", "--args", "{}"], Terminal, Ok(Input::Flags)),
+            (&["--kind", "k", "--args", "{}"], Null, Ok(Input::Flags)),
+            (&["--stdin", "--args", "{}"], Given, Err("--args names one job's args")),
+            (&["--stdin", "--unique-key", "u"], Null, Err("--unique-key is for one job; with stdin")),
+            (&["--kind", "k", "--unique-key", "u"], Terminal, Ok(Input::Flags)),
+        ];
+        for (flags, stdin, want) in cases {
+            let got = choose(&args(flags), stdin, never).map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{flags:?} {stdin:?}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{flags:?} {stdin:?}: {got}"),
+                (got, want) => panic!("{flags:?} {stdin:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // A one-job flag with a given stdin: refused only if data waits.
+        for flags in [&["--kind", "k", "--args", "{}"][..], &["--kind", "k", "--unique-key", "u"]] {
+            assert_eq!(choose(&args(flags), Given, || false).unwrap(), Input::Flags);
+            let e = choose(&args(flags), Given, || true).unwrap_err().to_string();
+            assert!(e.contains("but stdin has data waiting: drop --"), "{e}");
+        }
+    }
 
     fn reader(kind: Option<&str>) -> LineReader {
         LineReader { kind: kind.map(str::to_owned), defaults: EnqueueOptions::new().queue("q") }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod demo;
 pub mod enqueue;
+pub mod exec_guard;
 pub mod jobs;
 pub mod migrate;
 pub mod queues;
@@ -20,6 +21,8 @@ use tokio_postgres::config::Host;
 use crate::cli::{Cli, Command, Global};
 use crate::{fail, input};
 
+/// The environment variable `--database-url` defaults to.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 /// Connections a command's pool may open; the CLI runs one statement at a time.
 const POOL_SIZE: usize = 4;
 /// How long to wait for the database before giving up.
@@ -34,9 +37,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The database URL given by flag or environment, if any.
+    /// The database URL given by flag or environment, if any. A URL that is
+    /// not UTF-8 is refused naming where it came from, never quoted: it may
+    /// hold a password.
     pub fn database_url(&self) -> Result<Option<String>> {
-        Ok(input::utf8_opt("--database-url", self.global.database_url.as_ref())?.filter(|u| !u.trim().is_empty()))
+        let Some(url) = self.global.database_url.as_ref() else { return Ok(None) };
+        let from =
+            if std::env::var_os(DATABASE_URL_ENV).as_ref() == Some(url) { DATABASE_URL_ENV } else { "--database-url" };
+        Ok(Some(input::utf8_secret(from, url)?).filter(|u| !u.trim().is_empty()))
     }
 
     /// A client for the database given, with `pool_size` connections at most.
@@ -78,6 +86,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
         Command::Work(args) => work::run(&ctx, args).await,
+        // Started by `work --exec`, and run by `main` before any runtime.
+        Command::ExecGuard(_) => bail!("{} is internal to `skiplock work --exec`", exec_guard::NAME),
     };
     // Name the server when we could not reach it or were turned away; the
     // password never appears, as the place is built from host, port and name.

@@ -2,27 +2,34 @@
 //! job runs `sh -c COMMAND` once per attempt, with the job's args on stdin and
 //! its id, kind, queue and attempt in environment variables; exit status 0
 //! completes the job, anything else fails the attempt with the end of stderr.
+//! Each command runs under the guard of `exec_guard.rs`, which kills it if
+//! this process dies.
 //!
 //! The runtime is the library's [`Worker`]: claims under leases, heartbeats,
 //! retries with backoff, timeouts, operator cancels and graceful shutdown.
 //! This file only starts processes and reads their output.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::value::RawValue;
 use skiplock::{CancelReason, JobContext, JobError, Worker};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::Ctx;
+use super::{Ctx, exec_guard};
 use crate::input::{self, utf8};
+use printer::Printer;
+use secrets::{CREDENTIAL_VARS, Secrets};
+
+mod printer;
+mod secrets;
 
 /// Jobs of each queue running at once unless told otherwise.
 const CONCURRENCY_DEFAULT: usize = 10;
@@ -31,13 +38,27 @@ const CONCURRENCY_DEFAULT: usize = 10;
 const STDERR_TAIL: usize = 4 << 10;
 /// Longest stdout line printed as one; longer ones are split.
 const LINE_MAX: u64 = 64 << 10;
-/// How long output is still read after the command has exited and its
-/// process group was killed: only a process that left the group (`setsid`)
-/// can hold its pipes open that long.
+/// How long the last lines may take to be printed at the end, when stdout
+/// is slow or not read at all, before the worker exits without them.
+const PRINT_FLUSH: Duration = Duration::from_secs(5);
+/// Longest status line the guard writes (`signal 15` and the like).
+const STATUS_LINE_MAX: u64 = 32;
+/// Once the command has exited and its process group was killed, how long a
+/// read of its output may wait for more: what the group wrote is already in
+/// the pipes and read at once, whatever the wait for stdout to take it (so
+/// no line is lost); only a process that left the group (`setsid`) can hold
+/// a pipe open and quiet that long.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
-/// Pool connections besides one per queue's producer: completer, heartbeat,
-/// rescuer, scheduler, start-up check.
-const POOL_EXTRA: usize = 5;
+/// Producers per queue, each with a claim in flight at times: the library's
+/// `runtime::PRODUCERS_PER_QUEUE` (fewer when a queue's concurrency is lower).
+const PRODUCERS_PER_QUEUE: usize = 2;
+/// Pool connections used at once besides the producers': two completer
+/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the heartbeat, and
+/// the six maintenance services of `maintenance::spawn` (leader election,
+/// rescuer, scheduler, cron, partitions with the pruner, vacuum), each one
+/// statement or transaction at a time. The LISTEN connection is not the
+/// pool's; the start-up check is done before the worker starts.
+const POOL_SERVICES: usize = 2 + 1 + 6;
 
 const EXAMPLES: &str = r#"Examples:
   skiplock work --queue default --exec './handle-job.py'
@@ -47,13 +68,20 @@ const EXAMPLES: &str = r#"Examples:
 The command:
   Runs as `sh -c COMMAND` once per attempt, with the job's args (JSON) on stdin and these
   environment variables: SKIPLOCK_JOB_ID, SKIPLOCK_JOB_KIND, SKIPLOCK_JOB_QUEUE,
-  SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS. Exit status 0 completes the
+  SKIPLOCK_JOB_ATTEMPT (from 1) and SKIPLOCK_JOB_MAX_ATTEMPTS; the worker's own DATABASE_URL
+  and PGPASSWORD are removed (--pass-env-credentials keeps them). Exit status 0 completes the
   job; any other status, or death by a signal, fails the attempt (retried with backoff until
   the attempts are used up) and records the end of stderr in the job's errors. Each line
-  the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it).
+  the command prints on stdout is printed here, prefixed with `[job ID]` (--quiet drops it);
+  while this worker's stdout is not read fast enough, commands wait to print (no line is
+  dropped, and leases are still kept), up to their --timeout. The worker's password, and
+  whatever looks like one (a URL's, password=..., PGPASSWORD=...), is printed as ***, in
+  stdout lines and in the errors logged and stored.
   The command runs in a process group of its own: a timeout, an operator's cancel
   (`skiplock jobs cancel`) or the end of the shutdown grace kills the whole group, and
-  whatever it left running is killed when it exits.
+  whatever it left running is killed when it exits. If this worker dies, even by SIGKILL,
+  the group is killed too: each command runs under a small guard (this binary again) that
+  watches the worker.
 
 Stopping:
   SIGINT (ctrl-c) or SIGTERM stops claiming; running commands get --shutdown-grace to
@@ -93,12 +121,27 @@ pub struct Args {
     /// Drop the commands' stdout instead of printing it
     #[arg(long)]
     quiet: bool,
+    /// Pass DATABASE_URL and PGPASSWORD on to the commands. Without it they are removed from
+    /// the commands' environment, as the worker's credentials; other variables (PGHOST,
+    /// PGUSER, PGPASSFILE, ...) pass. Either way the worker's password, and anything that
+    /// looks like a password, is masked as *** in the output it prints and the errors it
+    /// stores
+    #[arg(long)]
+    pass_env_credentials: bool,
 }
 
 /// What every job's run needs.
 struct Exec {
+    /// This binary, to start as the guard of each command.
+    guard: PathBuf,
     command: String,
     quiet: bool,
+    /// Whether the commands get [`CREDENTIAL_VARS`].
+    pass_env_credentials: bool,
+    /// Masked in all the output and errors.
+    secrets: Secrets,
+    /// The one writer of stdout.
+    printer: Printer,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -124,7 +167,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let Some(url) = ctx.database_url()? else {
         bail!("no database: pass --database-url or set DATABASE_URL");
     };
-    let client = ctx.client_with(&url, queues.len() + POOL_EXTRA)?;
+    let client = ctx.client_with(&url, pool_size(queues.len(), args.concurrency))?;
     let mut builder = Worker::builder(client.clone());
     for q in &queues {
         builder = builder.queue(q, args.concurrency);
@@ -135,7 +178,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if let Some(grace) = grace {
         builder = builder.shutdown_grace(grace);
     }
-    let exec = Arc::new(Exec { command, quiet: args.quiet });
+    let printer = Printer::start().context("cannot start the thread that prints stdout")?;
+    let pgpassword = std::env::var("PGPASSWORD").ok();
+    let exec = Arc::new(Exec {
+        guard: guard_program()?,
+        command,
+        quiet: args.quiet,
+        pass_env_credentials: args.pass_env_credentials,
+        secrets: Secrets::new(&url, client.pg_config(), pgpassword.as_deref()),
+        printer,
+    });
     let handler = {
         let exec = exec.clone();
         move |args: Box<RawValue>, job: JobContext| run_job(exec.clone(), args, job)
@@ -152,15 +204,22 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     client.job(0).await?;
 
     let kinds = if kinds.is_empty() { "every kind".to_owned() } else { format!("kinds {}", kinds.join(", ")) };
-    println!(
-        "working queues {} with {} slots each ({kinds}), command: {}",
+    let started = format!(
+        "working queues {} with {} slots each ({kinds}), command: {}\n",
         queues.join(", "),
         args.concurrency,
-        one_line(&exec.command)
+        one_line(&exec.secrets.redact(&exec.command))
     );
-    worker.run_until_signal().await?;
-    println!("stopped");
-    Ok(())
+    exec.printer.line(started.into_bytes()).await;
+    let result = worker.run_until_signal().await;
+    if result.is_ok() {
+        exec.printer.line(b"stopped\n".to_vec()).await;
+    }
+    let unprinted = exec.printer.flush(PRINT_FLUSH).await;
+    if unprinted > 0 {
+        tracing::warn!("stdout is not being read: {unprinted} lines of output were not printed");
+    }
+    Ok(result?)
 }
 
 /// How the command's run ended.
@@ -170,44 +229,62 @@ enum Ended {
     Stopped(Option<CancelReason>),
 }
 
-/// Runs the command for one attempt of a job.
+/// Runs the command for one attempt of a job: `sh -c COMMAND` under the
+/// guard (`exec_guard.rs`), which kills it if this process dies.
 async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Result<(), JobError> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(&exec.command)
-        .env("SKIPLOCK_JOB_ID", job.id().to_string())
-        .env("SKIPLOCK_JOB_KIND", job.kind())
-        .env("SKIPLOCK_JOB_QUEUE", job.queue())
-        .env("SKIPLOCK_JOB_ATTEMPT", job.attempt().to_string())
-        .env("SKIPLOCK_JOB_MAX_ATTEMPTS", job.max_attempts().to_string())
-        .stdin(Stdio::piped())
-        .stdout(if exec.quiet { Stdio::null() } else { Stdio::piped() })
-        .stderr(Stdio::piped())
-        // A group of its own: a terminal's ctrl-c reaches only the worker
-        // (which then shuts down gracefully), and the group can be killed
-        // whole, shell and all it started.
-        .process_group(0)
-        // Dropped when the library gives up on the handler (timeout, the
-        // cancel grace run out): the group guard below kills the rest.
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| JobError::retry(format!("cannot start sh: {e}")))?;
+    let cannot_start = |e: std::io::Error| JobError::retry(format!("cannot start the command: {e}"));
+    let (control, theirs) = std::os::unix::net::UnixStream::pair().map_err(cannot_start)?;
+    let mut child = {
+        let mut cmd = tokio::process::Command::new(&exec.guard);
+        cmd.arg0("skiplock")
+            .arg(exec_guard::NAME)
+            .arg("--")
+            .arg(&exec.command)
+            .env("SKIPLOCK_JOB_ID", job.id().to_string())
+            .env("SKIPLOCK_JOB_KIND", job.kind())
+            .env("SKIPLOCK_JOB_QUEUE", job.queue())
+            .env("SKIPLOCK_JOB_ATTEMPT", job.attempt().to_string())
+            .env("SKIPLOCK_JOB_MAX_ATTEMPTS", job.max_attempts().to_string())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(if exec.quiet { Stdio::null() } else { Stdio::piped() })
+            .stderr(Stdio::piped())
+            // A group of its own, led by the guard: a terminal's ctrl-c
+            // reaches only the worker (which then shuts down gracefully), and
+            // the group can be killed whole, guard, shell and all it started.
+            .process_group(0)
+            // Dropped when the library gives up on the handler (timeout, the
+            // cancel grace run out): the group guard below kills the rest.
+            .kill_on_drop(true);
+        if !exec.pass_env_credentials {
+            for var in CREDENTIAL_VARS {
+                cmd.env_remove(var);
+            }
+        }
+        // `cmd` goes out of scope here, and with it this process's copy of
+        // the guard's end of the socket: only the guard holds it now.
+        cmd.spawn().map_err(cannot_start)?
+    };
     let group = Group::new(child.id());
+    let mut control = control_stream(control).map_err(cannot_start)?;
 
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut tail = Tail::default();
     let exited = CancellationToken::new();
-    let io = async {
-        tokio::join!(feed(stdin, args.get()), echo(stdout, job.id()), tail.read(stderr));
-    };
     let output = async {
-        tokio::select! {
-            () = io => {}
-            () = async { exited.cancelled().await; tokio::time::sleep(OUTPUT_DRAIN).await } => {}
-        }
+        tokio::join!(echo(stdout, job.id(), &exec, &exited), tail.read(stderr, &exited));
     };
     let wait = async {
         let ended = tokio::select! {
-            status = child.wait() => Ended::Exited(status),
+            status = command_status(&mut control, args.get()) => {
+                // Closing the socket tells the guard to kill its group.
+                let _ = control.shutdown().await;
+                let guard = child.wait().await;
+                Ended::Exited(match status {
+                    Some(status) => Ok(status.exit_status()),
+                    // No status line: the guard itself failed or was killed.
+                    None => guard,
+                })
+            }
             () = job.cancelled() => {
                 group.kill();
                 let _ = child.wait().await;
@@ -225,7 +302,9 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     match ended {
         Ended::Exited(Ok(status)) if status.success() => Ok(()),
         Ended::Exited(Ok(status)) => {
-            let error = tail.error(status);
+            // Masked here, before it is logged; the library masks what it
+            // stores again.
+            let error = exec.secrets.redact(&tail.error(status));
             tracing::warn!(id = job.id(), attempt = job.attempt(), "command failed: {}", first_line(&error));
             Err(JobError::retry(error))
         }
@@ -238,35 +317,55 @@ async fn run_job(exec: Arc<Exec>, args: Box<RawValue>, job: JobContext) -> Resul
     }
 }
 
-/// Writes the args to the command's stdin and closes it. A command that does
-/// not read them is fine: the write just fails.
-async fn feed(stdin: Option<tokio::process::ChildStdin>, args: &str) {
-    if let Some(mut stdin) = stdin {
-        let _ = stdin.write_all(args.as_bytes()).await;
-        let _ = stdin.shutdown().await;
-    }
+/// This process's end of a guard's control socket, for the runtime.
+fn control_stream(socket: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(socket)
 }
 
-/// Prints each line of the command's stdout, prefixed with the job id.
-async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64) {
+/// Sends the job's args to the guard (their length, a newline, the bytes)
+/// and reads the command's status line back; `None` if the guard ended
+/// without one.
+async fn command_status(control: &mut tokio::net::UnixStream, args: &str) -> Option<exec_guard::Status> {
+    let header = format!("{}\n", args.len());
+    control.write_all(header.as_bytes()).await.ok()?;
+    control.write_all(args.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    BufReader::new(control).take(STATUS_LINE_MAX).read_line(&mut line).await.ok()?;
+    exec_guard::Status::parse(&line)
+}
+
+/// Prints each line of the command's stdout, prefixed with the job id. While
+/// stdout does not keep up, this waits, and so does the command's output
+/// (`printer.rs` says why).
+async fn echo(stdout: Option<tokio::process::ChildStdout>, id: i64, exec: &Exec, exited: &CancellationToken) {
     let Some(stdout) = stdout else { return };
     let mut reader = BufReader::new(stdout);
     let prefix = format!("[job {id}] ");
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        match (&mut reader).take(LINE_MAX).read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        let mut line = Vec::new();
+        match until_quiet((&mut reader).take(LINE_MAX).read_until(b'\n', &mut line), exited).await {
+            None | Some(Ok(0) | Err(_)) => return,
+            Some(Ok(_)) => {}
         }
         if line.last() != Some(&b'\n') {
             line.push(b'\n');
         }
-        // One write per line, under the lock: lines of concurrent jobs do
-        // not interleave. A closed stdout is not the job's failure.
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(prefix.as_bytes()).and_then(|()| out.write_all(&line)).and_then(|()| out.flush());
+        let line = [prefix.as_bytes(), &exec.secrets.redact_bytes(line)].concat();
+        exec.printer.line(line).await;
     }
+}
+
+/// `read`'s result, or `None` once the command has `exited` and the read
+/// has waited [`OUTPUT_DRAIN`] past that without an answer.
+async fn until_quiet<F: Future>(read: F, exited: &CancellationToken) -> Option<F::Output> {
+    tokio::pin!(read);
+    tokio::select! {
+        biased;
+        out = &mut read => return Some(out),
+        () = exited.cancelled() => {}
+    }
+    tokio::time::timeout(OUTPUT_DRAIN, read).await.ok()
 }
 
 /// The last [`STDERR_TAIL`] bytes of the command's stderr.
@@ -277,13 +376,13 @@ struct Tail {
 }
 
 impl Tail {
-    async fn read(&mut self, stderr: Option<impl AsyncRead + Unpin>) {
+    async fn read(&mut self, stderr: Option<impl AsyncRead + Unpin>, exited: &CancellationToken) {
         let Some(mut stderr) = stderr else { return };
         let mut chunk = [0u8; 8 << 10];
         loop {
-            match stderr.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => self.bytes.extend_from_slice(&chunk[..n]),
+            match until_quiet(stderr.read(&mut chunk), exited).await {
+                None | Some(Ok(0) | Err(_)) => return,
+                Some(Ok(n)) => self.bytes.extend_from_slice(&chunk[..n]),
             }
             // Trim in halves, not per chunk: copying stays linear.
             if self.bytes.len() > 2 * STDERR_TAIL {
@@ -309,6 +408,26 @@ impl Tail {
             (false, true) => format!("{ended}; stderr (last {STDERR_TAIL} bytes): …{text}"),
         }
     }
+}
+
+/// The program to start as each command's guard: this binary. On Linux
+/// `/proc/self/exe`, which is this process's own image even when a deploy
+/// has replaced or removed the file meanwhile (so guard and worker always
+/// speak the same protocol); elsewhere the path it was started from.
+fn guard_program() -> Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Ok(proc_exe.to_owned());
+    }
+    std::env::current_exe().context("cannot find the skiplock binary, which runs each command")
+}
+
+/// The connections the worker's pool may open: as many as may be in use at
+/// once, so that the heartbeat never waits for one behind the producers
+/// (a wait of up to the pool timeout, beyond which leases are lost):
+/// `queues × min(2, concurrency) + 9`.
+fn pool_size(queues: usize, concurrency: usize) -> usize {
+    queues * PRODUCERS_PER_QUEUE.min(concurrency) + POOL_SERVICES
 }
 
 /// `command` as it can be shown on one line: quoted and escaped if it has
@@ -374,6 +493,15 @@ mod tests {
         let e = long.error(status(1 << 8));
         assert!(e.starts_with("exit status 1; stderr (last 4096 bytes): …x") && e.ends_with("xEND"), "{e}");
         assert!(e.len() < STDERR_TAIL + 100);
+    }
+
+    #[test]
+    fn the_pool_has_a_connection_for_everything_that_may_query_at_once() {
+        // Two producers per queue (one below concurrency 2), two completer
+        // flushes, the heartbeat, six maintenance services.
+        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 6);
+        assert_eq!(pool_size(10, 20), 20 + 9);
+        assert_eq!(pool_size(3, 1), 3 + 9);
     }
 
     #[test]

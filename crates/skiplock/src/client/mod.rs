@@ -190,8 +190,38 @@ fn redact_error(msg: &str, url: &str) -> String {
 }
 
 /// Masks the password of every `scheme://user:password@host` in `text`, and
-/// every `password=…` of a key-value connection string.
-pub(crate) fn redact_credentials(text: &str) -> String {
+/// every `password=…` of a key-value connection string or `PGPASSWORD=…` of
+/// an environment (any case; spaces around `=`; a quoted value, `'…'` or
+/// `"…"` with backslash escapes, masked whole).
+///
+/// # Example: a connection error quoting its string
+///
+/// ```
+/// let text = "cannot connect with host=db password='a b' to postgres://ada:s3cret@db/app";
+/// assert_eq!(
+///     skiplock::redact_credentials(text),
+///     "cannot connect with host=db password=*** to postgres://ada:***@db/app"
+/// );
+/// ```
+pub fn redact_credentials(text: &str) -> String {
+    /// The length of the value at the start of `s`: up to its closing quote
+    /// when quoted, else up to whitespace.
+    fn value_len(s: &str) -> usize {
+        let Some(quote) = s.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            return s.find(char::is_whitespace).unwrap_or(s.len());
+        };
+        let mut escaped = false;
+        for (i, c) in s.char_indices().skip(1) {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                c if c == quote => return i + 1,
+                _ => {}
+            }
+        }
+        s.len()
+    }
+
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -210,15 +240,27 @@ pub(crate) fn redact_credentials(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
+    // ASCII lower case keeps every byte offset, so offsets in `lower` are
+    // offsets in `out`.
+    let lower = out.to_ascii_lowercase();
+    let spaces = |s: &str| s.len() - s.trim_start_matches([' ', '\t']).len();
     let mut masked = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(p) = rest.find("password=") {
-        let (head, tail) = rest.split_at(p + "password=".len());
-        masked.push_str(head);
+    let (mut copied, mut from) = (0, 0);
+    while let Some(found) = lower[from..].find("password") {
+        let key_end = from + found + "password".len();
+        let after = &out[key_end..];
+        let eq = spaces(after);
+        if !after[eq..].starts_with('=') {
+            from = key_end; // prose: "password authentication failed"
+            continue;
+        }
+        let value = key_end + eq + 1 + spaces(&after[eq + 1..]);
+        masked.push_str(&out[copied..value]);
         masked.push_str("***");
-        rest = &tail[tail.find(char::is_whitespace).unwrap_or(tail.len())..];
+        copied = value + value_len(&out[value..]);
+        from = copied;
     }
-    masked.push_str(rest);
+    masked.push_str(&out[copied..]);
     masked
 }
 
@@ -235,6 +277,26 @@ mod tests {
         assert_eq!(redact_credentials("host=db password=hunter2 user=a"), "host=db password=*** user=a");
         assert_eq!(redact_credentials("see https://example.com/a@b"), "see https://example.com/a@b");
         assert_eq!(redact_credentials("no urls"), "no urls");
+    }
+
+    #[test]
+    fn quoted_and_differently_cased_passwords_are_masked_whole() {
+        // libpq's key-value strings quote values with spaces, and allow
+        // spaces around `=` and backslash escapes inside quotes.
+        assert_eq!(redact_credentials("host=db password='a b' user=x"), "host=db password=*** user=x");
+        assert_eq!(redact_credentials(r"password='it\'s a secret' user=x"), "password=*** user=x");
+        assert_eq!(redact_credentials(r#"password="a b" user=x"#), "password=*** user=x");
+        assert_eq!(redact_credentials("host=db password = 'a b' user=x"), "host=db password = *** user=x");
+        assert_eq!(redact_credentials("password='never closed"), "password=***");
+        // The environment's names, shells' quoting, any case.
+        assert_eq!(redact_credentials("PGPASSWORD=hunter2 psql -h db"), "PGPASSWORD=*** psql -h db");
+        assert_eq!(redact_credentials("export PGPASSWORD='a b'; psql"), "export PGPASSWORD=***; psql");
+        assert_eq!(redact_credentials("Password=hunter2"), "Password=***");
+        // Prose about passwords is left alone.
+        assert_eq!(
+            redact_credentials("password authentication failed for user \"ada\""),
+            "password authentication failed for user \"ada\""
+        );
     }
 }
 
