@@ -15,10 +15,17 @@ pub(crate) struct Held {
     pub db_now: DateTime<Utc>,
 }
 
-/// Takes or renews the leader row for `id`, leased `lease_ms`; `None` when
+/// Takes or renews the leader row for `id`, leased `lease_ms`, waiting at
+/// most `lock_timeout` (e.g. `"2500ms"`) for a pass in flight; `None` when
 /// another process holds it.
-pub(crate) async fn elect(db: &dyn Exec, s: &Statements, id: &str, lease_ms: i64) -> Result<Option<Held>, PgError> {
-    let rows = db.run(&s.leader_elect, &[&id, &lease_ms]).await?;
+pub(crate) async fn elect(
+    db: &dyn Exec,
+    s: &Statements,
+    id: &str,
+    lease_ms: i64,
+    lock_timeout: &str,
+) -> Result<Option<Held>, PgError> {
+    let rows = db.run(&s.leader_elect, &[&id, &lease_ms, &lock_timeout]).await?;
     rows.first().map(held).transpose()
 }
 
@@ -27,10 +34,25 @@ pub(crate) async fn resign(db: &dyn Exec, s: &Statements, id: &str) -> Result<bo
     Ok(!db.run(&s.leader_resign, &[&id]).await?.is_empty())
 }
 
-/// In a transaction: locks the leader row FOR SHARE if `id` leads now, and
-/// returns the database clock; `None` if it does not lead.
-pub(crate) async fn guard(db: &dyn Exec, s: &Statements, id: &str) -> Result<Option<DateTime<Utc>>, PgError> {
-    Ok(db.run(&s.leader_guard, &[&id]).await?.first().map(|r| r.try_get(0)).transpose()?)
+/// Limits on a maintenance pass's transaction, as PostgreSQL settings
+/// (`"2500ms"`).
+pub(crate) struct PassLimits {
+    pub statement: String,
+    pub lock: String,
+    pub idle: String,
+}
+
+/// In a transaction: bounds it by `limits`, locks the leader row FOR KEY
+/// SHARE if `id` leads now, and returns the database clock; `None` if it
+/// does not lead.
+pub(crate) async fn guard(
+    db: &dyn Exec,
+    s: &Statements,
+    id: &str,
+    limits: &PassLimits,
+) -> Result<Option<DateTime<Utc>>, PgError> {
+    let rows = db.run(&s.leader_guard, &[&id, &limits.statement, &limits.lock, &limits.idle]).await?;
+    Ok(rows.first().map(|r| r.try_get(0)).transpose()?)
 }
 
 /// The database's clock now.

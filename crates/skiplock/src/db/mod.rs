@@ -83,9 +83,9 @@ statements! {
     vacuum_jobs_vacuum => "vacuum/jobs_vacuum.sql" [];
     queue_set_paused => "queue/set_paused.sql" [TEXT, BOOL];
     queue_list => "queue/list.sql" [];
-    leader_elect => "leader/elect.sql" [TEXT, INT8];
+    leader_elect => "leader/elect.sql" [TEXT, INT8, TEXT];
     leader_resign => "leader/resign.sql" [TEXT];
-    leader_guard => "leader/guard.sql" [TEXT];
+    leader_guard => "leader/guard.sql" [TEXT, TEXT, TEXT, TEXT];
     leader_clock => "leader/clock.sql" [];
     leader_get => "leader/get.sql" [];
     periodic_list => "periodic/list.sql" [TEXT_ARRAY];
@@ -202,6 +202,51 @@ impl Exec for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if self.broken.load(Ordering::Relaxed)
+            && let Some(conn) = self.conn.take()
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}
+
+/// A pooled connection for a transaction its caller may abandon midway (a
+/// timeout around the whole transaction): taken out of the pool when
+/// dropped, unless [`Discardable::keep`] said it is in a clean state. An
+/// abandoned connection may still have a statement on the wire, or sit
+/// behind a dead network path; it must not serve anyone else.
+pub(crate) struct Discardable {
+    conn: Option<deadpool_postgres::Client>,
+    keep: bool,
+}
+
+impl Discardable {
+    pub fn new(conn: deadpool_postgres::Client) -> Self {
+        Discardable { conn: Some(conn), keep: false }
+    }
+
+    /// The transaction ended (committed, or failed with an answer from the
+    /// server): the connection may go back to the pool.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl std::ops::Deref for Discardable {
+    type Target = deadpool_postgres::Client;
+    fn deref(&self) -> &Self::Target {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Discardable {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Discardable {
+    fn drop(&mut self) {
+        if !self.keep
             && let Some(conn) = self.conn.take()
         {
             drop(deadpool_postgres::Object::take(conn));

@@ -106,7 +106,9 @@ impl Inner {
         // An attempt that hangs must not outlive the lease it would renew.
         let attempt = async {
             let db = self.client.db().await?;
-            db::leader::elect(&db, self.client.stmts(), &self.id, lease_ms).await.map_err(|e| self.client.pg(e))
+            db::leader::elect(&db, self.client.stmts(), &self.id, lease_ms, &self.limits.elect_lock)
+                .await
+                .map_err(|e| self.client.pg(e))
         };
         let outcome = match tokio::time::timeout(self.lease / 2, attempt).await {
             Ok(r) => r,

@@ -13,15 +13,22 @@
 //! by starting and stopping the services: first this process's own view (so
 //! followers stay idle without a query), then, as the first statement of the
 //! pass's transaction, the database's (`db/leader/guard.sql` locks the leader
-//! row FOR SHARE if this process holds an unexpired lease). A takeover must
-//! update that row, so it waits for a pass in flight to commit: the passes
-//! of two processes never overlap, even while a deposed leader still
-//! believes it leads. The loops wake at once when leadership is won.
+//! row FOR KEY SHARE if this process holds an unexpired lease). A takeover
+//! must replace that row, so it waits for a pass in flight to commit: the
+//! passes of two processes never overlap, even while a deposed leader still
+//! believes it leads. The leader's renewal only updates the row and waits
+//! for no pass. Every pass is bounded in time (statement, lock and
+//! idle-in-transaction timeouts derived from the leader lease), so a pass
+//! stuck on a lock or on a vanished host ends by itself and a takeover gets
+//! through. The loops wake at once when leadership is won.
 
 /// Runs `$body` (which uses `$tx: &dyn Exec`) in a transaction opened by
 /// the leader guard: only if this process leads by its own view and, at this
-/// moment, by the database's (the leader row is then locked FOR SHARE until
-/// commit, so a takeover waits for this pass). Evaluates to
+/// moment, by the database's (the leader row is then locked FOR KEY SHARE
+/// until commit, so a takeover waits for this pass; the leader's own
+/// renewal does not). The transaction is bounded: statement, lock and
+/// idle-in-transaction timeouts on the server, and a timeout on the whole
+/// pass here, after which the connection is discarded. Evaluates to
 /// `Result<Option<(body's value, confirmed at, done at)>>`, `None` when this
 /// process does not lead; the database saying no also ends its leadership
 /// locally. (A macro, not a function taking an async closure: such a
@@ -35,19 +42,35 @@ macro_rules! guarded {
                 return Ok(None);
             }
             let pg = |e: tokio_postgres::Error| m.client.pg(e.into());
-            let mut conn = m.client.conn().await?;
-            let tx = conn.transaction().await.map_err(pg)?;
-            let s = m.client.stmts();
-            let Some(started) = crate::db::leader::guard(&tx, s, &m.id).await.map_err(|e| m.client.pg(e))? else {
-                drop(tx);
-                m.lost("the database says another process leads");
-                return Ok(None);
+            let mut conn = crate::db::Discardable::new(m.client.conn().await?);
+            let pass = async {
+                let tx = conn.transaction().await.map_err(pg)?;
+                let s = m.client.stmts();
+                let Some(started) =
+                    crate::db::leader::guard(&tx, s, &m.id, &m.limits.pass).await.map_err(|e| m.client.pg(e))?
+                else {
+                    drop(tx);
+                    m.lost("the database says another process leads");
+                    return Ok(None);
+                };
+                let $tx: &dyn crate::db::Exec = &tx;
+                let out = $body;
+                let finished = crate::db::leader::clock(&tx, s).await.map_err(|e| m.client.pg(e))?;
+                tx.commit().await.map_err(pg)?;
+                Ok::<_, Error>(Some((out, started, finished)))
             };
-            let $tx: &dyn crate::db::Exec = &tx;
-            let out = $body;
-            let finished = crate::db::leader::clock(&tx, s).await.map_err(|e| m.client.pg(e))?;
-            tx.commit().await.map_err(pg)?;
-            Ok::<_, Error>(Some((out, started, finished)))
+            // The server ends a stuck pass by itself (guard.sql's limits);
+            // this bounds the client's wait too, if the server cannot be
+            // heard from at all.
+            match tokio::time::timeout(m.limits.client, pass).await {
+                Ok(done) => {
+                    if done.as_ref().err().is_none_or(|e: &Error| e.sqlstate().is_some()) {
+                        conn.keep();
+                    }
+                    done
+                }
+                Err(_) => Err(Error::Timeout { after: m.limits.client }),
+            }
         }
         .await
     }};
@@ -123,6 +146,8 @@ pub(crate) struct Inner {
     client: Client,
     id: String,
     lease: Duration,
+    /// Time limits derived from the lease.
+    limits: Limits,
     leader: leader::State,
     periodic: Vec<cron::Periodic>,
     retention: Retention,
@@ -242,6 +267,7 @@ impl MaintenanceBuilder {
                 client: self.client,
                 id,
                 lease: self.lease,
+                limits: Limits::of(self.lease),
                 leader: leader::State::new(),
                 periodic: self.periodic,
                 retention: self.retention,
@@ -251,6 +277,34 @@ impl MaintenanceBuilder {
                 events: self.events.unwrap_or_else(|| broadcast::channel(1024).0),
             }),
         })
+    }
+}
+
+/// How long the maintenance's statements may take, derived from the leader
+/// lease (`L`, 10 s by default): a pass's statements `L`, its lock waits
+/// `L/4`, its idle moments `L/2` (a pass is idle only for a client round
+/// trip; a vanished leader's session ends after that), the whole pass `3L`
+/// on the client's side; an election's lock wait `L/4` (its client gives
+/// up at `L/2`). A takeover therefore waits at most about `L` for a stuck
+/// pass.
+pub(crate) struct Limits {
+    pub pass: crate::db::leader::PassLimits,
+    pub client: Duration,
+    pub elect_lock: String,
+}
+
+impl Limits {
+    fn of(lease: Duration) -> Limits {
+        let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
+        Limits {
+            pass: crate::db::leader::PassLimits {
+                statement: ms(lease.max(Duration::from_secs(1))),
+                lock: ms(lease / 4),
+                idle: ms((lease / 2).max(Duration::from_secs(1))),
+            },
+            client: lease * 3,
+            elect_lock: ms(lease / 4),
+        }
     }
 }
 

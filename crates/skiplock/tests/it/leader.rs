@@ -125,3 +125,65 @@ async fn a_stopped_leader_hands_over_and_a_dead_one_is_replaced_after_its_lease(
     h2.shutdown().await;
     assert!(t.client.leader().await.unwrap().is_none(), "resigned at shutdown");
 }
+
+/// One lock wait must not stop the fleet's maintenance. An application
+/// transaction holds a periodic job's unique key (it enqueued the same key
+/// and has not committed): the periodic pass waits for it, bounded by its
+/// lock timeout, and fails; rescue and promotion, in passes of their own,
+/// go on, the leader keeps its lease, and no backend is left waiting on a
+/// lock for each abandoned election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_wait_in_one_pass_never_stops_the_other_passes_nor_leaks_backends() {
+    let t = fresh().await;
+    let mut app = t.sql().await;
+    let open = app.transaction().await.unwrap();
+    open.execute("SELECT skiplock.enqueue('tick', '{}', unique_key => 'p')", &[]).await.unwrap();
+    let lease = Duration::from_millis(900);
+    let worker = Worker::builder(t.client.clone())
+        .queue("default", 1)
+        .leader_lease(lease)
+        .scheduler_interval(Duration::from_millis(50))
+        .periodic(
+            skiplock::PeriodicJob::every("p", Duration::from_secs(1))
+                .new_job(skiplock::NewJob::new("tick", &(), skiplock::EnqueueOptions::new().unique_key("p")).unwrap()),
+        )
+        .register_any(None, |_args, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let handle = worker.start();
+    wait_for(&mut events, |e| matches!(e, Event::LeaderElected)).await;
+    // A job due in four leader leases is promoted and run while the
+    // periodic pass is stuck behind the application's transaction, run
+    // after run (its first run falls due a second after registering).
+    let delayed = t
+        .client
+        .enqueue_job(skiplock::NewJob::new("later", &(), skiplock::EnqueueOptions::new().delay(lease * 4)).unwrap())
+        .await
+        .unwrap()
+        .id;
+    let done = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match wait_for(&mut events, |e| matches!(e, Event::Finished { .. } | Event::LeaderLost)).await {
+                Event::Finished { id, .. } if id == delayed => break Ok(()),
+                Event::LeaderLost => break Err("the leader lost its lease"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let waiting: i64 = t
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    open.rollback().await.unwrap();
+    handle.shutdown().await;
+    assert_eq!(done, Ok(Ok(())), "the scheduled job was promoted and run");
+    assert!(waiting <= 1, "{waiting} backends wait on a lock");
+}

@@ -55,3 +55,52 @@ BEGIN
       AND EXISTS (SELECT 1 FROM {schema}.jobs_archive a WHERE a.id = u.job_id);
 END
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Leadership that a slow or stuck pass cannot take down. Every maintenance
+-- pass locks the leader row first, so that a takeover waits for the pass in
+-- flight and two processes' passes never overlap. It used to lock it FOR
+-- SHARE, which the leader's own renewal (an UPDATE) waits for too: a pass
+-- stuck for half a lease (a lock wait, a vanished host) cost the leader its
+-- lease, and nobody could take over while the pass held the row. Now a pass
+-- locks it FOR KEY SHARE, which a renewal (an UPDATE that changes no key)
+-- does not wait for, and a takeover replaces the row (DELETE, then INSERT),
+-- which does wait. Each pass's transaction is bounded besides (statement,
+-- lock and idle-in-transaction timeouts, set by db/leader/guard.sql), so a
+-- takeover waits at most that long.
+CREATE OR REPLACE FUNCTION {schema}.leader_guard(p_id text) RETURNS SETOF timestamptz
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT clock_timestamp()
+FROM {schema}.leader
+WHERE name = 'default' AND leader_id = p_id AND expires_at > clock_timestamp()
+FOR KEY SHARE
+$$;
+
+-- Becomes or stays the leader, as 0003's: the holder renews (an UPDATE, not
+-- held up by its own passes); anyone else takes an expired row by deleting
+-- it, which waits for the old leader's pass in flight, and inserting its own.
+CREATE OR REPLACE FUNCTION {schema}.leader_elect(p_id text, p_lease_ms bigint)
+RETURNS TABLE (elected_at timestamptz, expires_at timestamptz, db_now timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    IF p_lease_ms IS NULL OR p_lease_ms NOT BETWEEN 1 AND {LEADER_LEASE_MAX_MS} THEN
+        RAISE EXCEPTION 'invalid lease: % ms is out of range 1 to {LEADER_LEASE_MAX_MS}', coalesce(p_lease_ms::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    UPDATE {schema}.leader l
+    SET expires_at = now() + p_lease_ms * interval '1 millisecond'
+    WHERE l.name = 'default' AND l.leader_id = p_id
+    RETURNING l.elected_at, l.expires_at, now();
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    DELETE FROM {schema}.leader l WHERE l.name = 'default' AND l.expires_at < now();
+    RETURN QUERY
+    INSERT INTO {schema}.leader AS l (name, leader_id, elected_at, expires_at)
+    VALUES ('default', p_id, now(), now() + p_lease_ms * interval '1 millisecond')
+    ON CONFLICT (name) DO NOTHING
+    RETURNING l.elected_at, l.expires_at, now();
+END
+$$;
