@@ -49,8 +49,23 @@ pub async fn enqueue(
     kind: &str,
     n: usize,
 ) -> Result<Vec<i64>, BoxError> {
+    enqueue_with(client, pg, kind, n, EnqueueOptions::new().queue(queue)).await
+}
+
+/// [`enqueue`] with options of their own (a queue, `max_attempts(1)`, …).
+///
+/// # Errors
+///
+/// As [`enqueue`].
+pub async fn enqueue_with(
+    client: &Client,
+    pg: &mut tokio_postgres::Client,
+    kind: &str,
+    n: usize,
+    opts: EnqueueOptions,
+) -> Result<Vec<i64>, BoxError> {
     let jobs = (0..n)
-        .map(|i| NewJob::from_json(kind, &format!(r#"{{"n":{i}}}"#), EnqueueOptions::new().queue(queue)))
+        .map(|i| NewJob::from_json(kind, &format!(r#"{{"n":{i}}}"#), opts.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let tx = pg.transaction().await?;
     let ids: Vec<i64> = client.enqueue_many_tx(&tx, jobs).await?.into_iter().map(|e| e.id).collect();
@@ -115,6 +130,14 @@ pub struct Audit {
     /// Completed jobs whose completing attempt has no logged execution that
     /// ended (only with a log).
     pub unexecuted: i64,
+    /// Discarded jobs with no logged execution at all, whose last holder
+    /// was alive (not SIGKILLed): an attempt used up by a job that never
+    /// ran, which must not happen (only with a log).
+    pub discarded_unrun: i64,
+    /// Discarded jobs with no logged execution whose last holder was
+    /// SIGKILLed: the kill may have come after the handler started and
+    /// before it logged, so the attempt counts; reported, not a failure.
+    pub discarded_unrun_killed: i64,
 }
 
 impl Audit {
@@ -221,6 +244,26 @@ impl Audit {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         self.unexecuted = completed.iter().filter(|(id, attempt)| !ended.contains(&(**id, **attempt))).count() as i64;
+
+        // Discarded jobs that never ran: their attempts were used up with no
+        // execution logged. A worker's default id ends in `-PID-XXXX`, which
+        // tells whether its holder was one of the processes killed.
+        let ran: HashSet<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
+        let killed: HashSet<i32> =
+            log.query("SELECT DISTINCT pid FROM public.fleet_kills", &[]).await?.iter().map(|r| r.get(0)).collect();
+        for r in
+            queue_db.query("SELECT id, leased_by FROM skiplock.jobs_archive WHERE state = 'discarded'", &[]).await?
+        {
+            let (id, by): (i64, Option<String>) = (r.get(0), r.get(1));
+            if ran.contains(&id) {
+                continue;
+            }
+            if by.as_deref().and_then(pid_of_worker_id).is_some_and(|pid| killed.contains(&pid)) {
+                self.discarded_unrun_killed += 1;
+            } else {
+                self.discarded_unrun += 1;
+            }
+        }
         Ok(())
     }
 
@@ -253,6 +296,9 @@ impl Audit {
         if self.unexecuted > 0 {
             out.push(format!("{} completed jobs without an execution of their completing attempt", self.unexecuted));
         }
+        if self.discarded_unrun > 0 {
+            out.push(format!("{} jobs discarded without ever having run (their worker alive)", self.discarded_unrun));
+        }
         out
     }
 
@@ -263,12 +309,20 @@ impl Audit {
     }
 }
 
+/// The process id in a worker's default id (`host-PID-xxxx`).
+fn pid_of_worker_id(id: &str) -> Option<i32> {
+    let mut parts = id.rsplitn(3, '-');
+    let _random = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
 impl fmt::Display for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "jobs {}: completed {}, discarded {}, cancelled {}, unfinished {}; lost {}, duplicated finals {}, \
-             unexpected {}; max attempt {}; executions {} ({} unended), overlapping {}, completed unexecuted {}",
+             unexpected {}; max attempt {}; executions {} ({} unended), overlapping {}, completed unexecuted {}; \
+             discarded unrun {} (+{} whose worker was killed)",
             self.enqueued,
             self.completed,
             self.discarded,
@@ -281,7 +335,18 @@ impl fmt::Display for Audit {
             self.executions,
             self.unended,
             self.overlaps.len(),
-            self.unexecuted
+            self.unexecuted,
+            self.discarded_unrun,
+            self.discarded_unrun_killed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pid_is_read_from_a_default_worker_id() {
+        assert_eq!(super::pid_of_worker_id("my-host-4242-0a1f"), Some(4242));
+        assert_eq!(super::pid_of_worker_id("web-0"), None);
     }
 }

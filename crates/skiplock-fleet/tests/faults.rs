@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{WORKER, fleet, fresh, poll};
 use rustix::process::Signal;
 use skiplock::{Client, JobState};
-use skiplock_fleet::audit::{enqueue, setup};
+use skiplock_fleet::audit::{enqueue, enqueue_with, setup};
 use skiplock_fleet::faults::{connect, crash_loop, proxy_loop, terminate_loop, watch_drain};
 use skiplock_fleet::{Audit, Fleet, Proxy};
 use skiplock_testdb::{Cluster, ClusterOptions, PgBouncer};
@@ -135,19 +135,22 @@ async fn terminated_connections_lose_nothing_and_finish_nothing_twice() {
     assert!(terminated.rounds >= 3 && terminated.connections > 0, "{terminated:?}: too few faults");
 }
 
-/// Connection loss in the network: the workers reach the server through a
-/// proxy that alternately drops every connection and stalls them all for up
-/// to 2.5 s (longer than the workers' 1 s statement timeout), wherever they
-/// are: mid-statement, mid-transaction, between a commit and its answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_and_stalled_connections_lose_nothing_and_finish_nothing_twice() {
-    const JOBS: usize = 20_000;
+/// Drains `jobs` jobs of `max_attempts` attempts each with three workers
+/// that reach the server through a proxy which alternately drops every
+/// connection and stalls them all for up to 2.5 s (longer than the workers'
+/// 1 s statement timeout), wherever they are: mid-statement,
+/// mid-transaction, between a commit and its answer. Returns the audit.
+async fn drain_through_a_breaking_proxy(queue: &str, jobs: usize, max_attempts: i32) -> Audit {
     let db = fresh().await;
-    let (_, sql, _) = seeded(db.url(), "network", "fleet.log", JOBS).await;
+    let client = Client::connect(db.url()).unwrap();
+    let mut sql = connect(db.url()).await.unwrap();
+    setup(&sql, &sql).await.unwrap();
+    let opts = skiplock::EnqueueOptions::new().queue(queue).max_attempts(max_attempts);
+    enqueue_with(&client, &mut sql, "fleet.log", jobs, opts).await.unwrap();
     let proxy = Proxy::in_front_of(db.url()).await.unwrap();
     let mut fleet = Fleet::new(WORKER, proxy.url(db.url()));
     // The log goes direct: it is how executions are counted, not under test.
-    let args = args("network", &["--log-url", db.url(), "--statement-timeout-ms", "1000", "--lease-ms", "3000"]);
+    let args = args(queue, &["--log-url", db.url(), "--statement-timeout-ms", "1000", "--lease-ms", "3000"]);
     for _ in 0..3 {
         fleet.start(&args).await.unwrap();
     }
@@ -162,8 +165,31 @@ async fn dropped_and_stalled_connections_lose_nothing_and_finish_nothing_twice()
     let drained = drained.unwrap_or_else(|e| panic!("{e}\n{audit}"));
     println!("drained in {:.1}s with {faults:?} ({:?}): {audit}", drained.as_secs_f64(), proxy.stats());
     audit.assert_clean();
-    assert_eq!(audit.completed, JOBS as i64);
     assert!(faults.drops >= 1 && faults.stalls >= 1, "{faults:?}: too few faults");
+    audit
+}
+
+/// Connection loss in the network (see [`drain_through_a_breaking_proxy`]),
+/// with the default twenty attempts: every job completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_stalled_connections_lose_nothing_and_finish_nothing_twice() {
+    const JOBS: usize = 20_000;
+    let audit = drain_through_a_breaking_proxy("network", JOBS, 20).await;
+    assert_eq!(audit.completed, JOBS as i64);
+}
+
+/// The same with one attempt per job: a job may end discarded only after it
+/// ran (its lease ran out during a stall). A claim whose answer was lost in
+/// a drop, though the server committed it, must not use up the attempts of
+/// jobs that never started: the worker gives them back before it claims
+/// again, and the audit counts every discarded job without an execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_attempt_dropped_connections_discard_no_job_that_never_ran() {
+    const JOBS: usize = 20_000;
+    let audit = drain_through_a_breaking_proxy("network1", JOBS, 1).await;
+    assert_eq!(audit.completed + audit.discarded, JOBS as i64, "{audit}");
+    assert_eq!(audit.discarded_unrun + audit.discarded_unrun_killed, 0, "{audit}");
+    assert_eq!(audit.max_attempt, 1, "{audit}");
 }
 
 /// Database restart: the queue's server is restarted with `pg_ctl restart -m

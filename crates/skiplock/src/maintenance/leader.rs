@@ -153,7 +153,11 @@ pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
             if m.leader.is_leader() {
                 m.lost("this worker's id is no longer registered to it");
             }
-        } else if let Err(e) = m.elect().await {
+            if !sh.registry.wait(&sh.services_stop).await {
+                break;
+            }
+        }
+        if let Err(e) = m.elect().await {
             tracing::warn!(error = %e, "leader election round failed");
         }
         if !sleep_or(&sh.services_stop, every).await {

@@ -105,7 +105,10 @@ pub(crate) async fn flush(sh: Arc<Shared>, mut batch: Batch) {
             return;
         }
         tracing::warn!(error = %err, jobs = items.len(), "writing outcomes failed; retrying");
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = sh.db_back.notified() => {}
+        }
         wait = (wait * 2).min(RETRY_MAX);
     }
 }

@@ -154,6 +154,9 @@ pub(crate) struct Shared {
     pub reconcile_needed: AtomicBool,
     /// This process's worker id in the workers registry.
     pub registry: registry::Registry,
+    /// Notified when a claim succeeds: writes waiting out a backoff after
+    /// failures try again at once, the database being back.
+    pub db_back: Notify,
     /// Outcomes waiting to be written.
     pub outbox: Arc<outbox::Outbox>,
 }
@@ -299,6 +302,7 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         claims: tokio::sync::RwLock::new(()),
         reconcile_needed: AtomicBool::new(false),
         registry: registry::Registry::new(),
+        db_back: Notify::new(),
         outbox,
     });
     // Producers and the completer are restarted if they panic, as services

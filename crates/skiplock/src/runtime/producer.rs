@@ -17,8 +17,12 @@ use crate::handler::RunningJob;
 
 /// Longest wait for more free slots before claiming on a busy queue.
 const GATHER: Duration = Duration::from_millis(1);
+/// First pause after a failed claim.
+const RETRY_MIN: Duration = Duration::from_millis(50);
 /// Longest pause after a failed claim.
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Longest pause between attempts to give back a lost claim's jobs.
+const RECONCILE_RETRY: Duration = Duration::from_millis(100);
 
 /// Producer `me` of queue `q`. Producers of one queue share its slots; each
 /// claims at most its share, so two claims can be in flight at once.
@@ -28,7 +32,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
     let waker = &q.wakers[me];
     let sibling = &q.wakers[(me + 1) % q.wakers.len()];
     let mut idle = cfg.poll_interval;
-    let mut retry = Duration::from_millis(50);
+    let mut retry = RETRY_MIN;
     let mut busy = Busy::new(&sh);
     let mut last_full = false;
     loop {
@@ -63,7 +67,8 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         {
             drop(permit);
             tracing::warn!(queue = %q.name, error = %e, "cannot yet give back jobs a lost claim may have taken; retrying");
-            if !sleep_or(&sh.fetch_stop, retry).await {
+            // Soon, whatever the claims' backoff: those jobs' leases run.
+            if !sleep_or(&sh.fetch_stop, retry.min(RECONCILE_RETRY)).await {
                 return;
             }
             retry = (retry * 2).min(CLAIM_RETRY_MAX);
@@ -92,11 +97,19 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         match result {
             Ok((written, jobs)) => {
                 completer::record(&sh, done, &written);
-                retry = Duration::from_millis(50);
+                if retry > RETRY_MIN {
+                    // The database answers again: outcomes waiting out a
+                    // backoff go now.
+                    sh.db_back.notify_waiters();
+                }
+                retry = RETRY_MIN;
                 let got = jobs.len();
                 if got > 0 {
                     q.metrics.claimed.increment(got as u64);
                     sh.emit(Event::Claimed { queue: q.name.clone(), count: got });
+                    // An answer so late that the lease might run out before
+                    // the first heartbeat: give the jobs back unstarted.
+                    let late = Instant::now() + cfg.lease / 4 >= sent + cfg.lease;
                     for job in jobs {
                         let slot = permit.split(1).expect("one permit per claimed job");
                         let running = Arc::new(RunningJob::new(&job, tokio_util::sync::CancellationToken::new()));
@@ -109,6 +122,23 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                                 id: older.id,
                                 reason: crate::handler::CancelReason::LeaseLost,
                             });
+                        }
+                        if late {
+                            tracing::warn!(
+                                id = job.id,
+                                "claim answered too late to start the job safely; giving it back"
+                            );
+                            sh.running.handler_ended(job.lease);
+                            let done = super::Done {
+                                lease: job.lease,
+                                outcome: crate::client::Outcome::Released,
+                                queue: q.clone(),
+                                holds_room: false,
+                                resent: false,
+                            };
+                            sh.outbox.push_now(done);
+                            drop(slot);
+                            continue;
                         }
                         let task = executor::run(sh.clone(), q.clone(), job, running, slot);
                         sh.tracker.spawn(task);

@@ -66,11 +66,17 @@ async fn concurrent_leaders_passes_never_overlap() {
             passes
         }));
     }
-    // Meanwhile, expire whoever leads, again and again.
+    // Meanwhile, depose whoever leads, again and again: its row becomes a
+    // dead leader's, expired, which anyone may take over, while the deposed
+    // process still believes it leads until its next election round. (Only
+    // expiring the row is not enough: a holder that is alive renews its row
+    // whether or not it expired.)
     let pg = t.sql().await;
     let mut forced = 0;
     while !tasks.iter().all(|t| t.is_finished()) && forced < 200 {
-        pg.execute("UPDATE skiplock.leader SET expires_at = now() - interval '1 second'", &[]).await.unwrap();
+        pg.execute("UPDATE skiplock.leader SET leader_id = 'dead', expires_at = now() - interval '1 second'", &[])
+            .await
+            .unwrap();
         forced += 1;
         tokio::task::yield_now().await;
     }

@@ -104,3 +104,42 @@ async fn the_registry_shows_each_live_worker_and_its_queues() {
     assert_eq!(row.get::<_, serde_json::Value>(2), serde_json::json!({ "default": 2 }));
     handle.shutdown().await;
 }
+
+/// A job leased to a live worker that never heard of it (its claim's
+/// answer was lost) and whose lease ran out before the worker could give it
+/// back is rescued without using up an attempt: with one attempt, it runs
+/// instead of being discarded unrun. (The lost claim is made here in SQL:
+/// the job marked running under the worker's id, never heartbeated.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_its_live_holder_never_knew_keeps_its_attempt_when_rescued() {
+    let t = fresh().await;
+    let lease = Duration::from_secs(1);
+    let w = Worker::builder(t.client.clone())
+        .worker_id("holder")
+        .queue("default", 2)
+        .lease(lease)
+        .rescue_interval(Duration::from_millis(50))
+        .register::<Ping, _, _>(|_job, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = w.subscribe();
+    let handle = w.start();
+    wait_for(&mut events, |e| matches!(e, Event::LeaderElected)).await;
+    let pg = t.sql().await;
+    let id: i64 = pg
+        .query_one(
+            "INSERT INTO skiplock.jobs (kind, args, state, attempt, max_attempts, attempted_at, lease_token,
+                                        lease_expires_at, leased_by)
+             VALUES ('ping', 'null', 'running', 1, 1, now(), nextval('skiplock.lease_token_seq'),
+                     now() + interval '1 second', 'holder')
+             RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    wait_completed(&mut events, &[id]).await;
+    handle.shutdown().await;
+    let row = t.client.job(id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempt, row.errors.len()), (JobState::Completed, 1, 0), "{:?}", row.errors);
+}

@@ -2,18 +2,46 @@
 -- worker is presumed dead. Each goes back to available (the next worker runs
 -- it at once), or is discarded when its attempts are used up, or is cancelled
 -- when an operator had asked for that. The lease loss is kept in its errors.
+--
+-- One exception: a job its holder never started. A worker whose claim lost
+-- its answer (the server committed it, the reply never came) holds jobs it
+-- does not know of; it gives them back itself once it can reach the
+-- database (release_unknown.sql), but their lease may run out first. Such a
+-- job was never heartbeated (its lease still ends exactly the claim's lease
+-- after its attempt began, as the holder's registry entry records it) while
+-- the same instance of its holder is alive (its registry entry fresh, and
+-- older than the attempt): a worker alive and heartbeating extends every
+-- lease it knows, so this one it never knew, and never started. It goes
+-- back with its attempt given back and no error, rather than using up an
+-- attempt that never ran (with one attempt, being discarded unrun). And
+-- while such a holder's entry has lapsed for less than a lease (it was cut
+-- off, say, and will be back, or is dead and will stay away), its
+-- never-heartbeated jobs wait: taken back now they would count an attempt
+-- they may never have made. A dead worker's such jobs are taken back a
+-- lease later than the others.
 WITH expired AS (
-    SELECT id, attempt >= max_attempts AS exhausted, cancel_requested_at IS NOT NULL AS cancelling
-    FROM {schema}.jobs
-    WHERE state = 'running' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
+    SELECT j.id, j.attempt >= j.max_attempts AS exhausted, j.cancel_requested_at IS NOT NULL AS cancelling,
+           EXISTS (
+               SELECT 1 FROM {schema}.workers w
+               WHERE w.id = j.leased_by AND w.expires_at > now() AND w.started_at <= j.attempted_at
+                 AND j.lease_expires_at = j.attempted_at + w.lease_ms * interval '1 millisecond'
+           ) AS unstarted
+    FROM {schema}.jobs j
+    WHERE j.state = 'running' AND j.lease_expires_at < now()
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.workers w
+          WHERE w.id = j.leased_by AND w.started_at <= j.attempted_at
+            AND j.lease_expires_at = j.attempted_at + w.lease_ms * interval '1 millisecond'
+            AND w.expires_at <= now() AND w.expires_at > now() - w.lease_ms * interval '1 millisecond'
+      )
+    ORDER BY j.lease_expires_at
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 ),
 finished AS (
     DELETE FROM {schema}.jobs j
     USING expired e
-    WHERE j.id = e.id AND (e.exhausted OR e.cancelling)
+    WHERE j.id = e.id AND (e.cancelling OR (e.exhausted AND NOT e.unstarted))
     RETURNING j.*, CASE WHEN e.cancelling THEN 'cancelled' ELSE 'discarded' END AS next
 ),
 archived AS (
@@ -32,13 +60,16 @@ requeued AS (
     UPDATE {schema}.jobs j
     SET state = 'available',
         run_at = now(),
-        errors = j.errors || jsonb_build_array(jsonb_build_object(
-            'attempt', j.attempt, 'at', now(),
-            'error', 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' stopped heartbeating')),
+        attempt = CASE WHEN e.unstarted THEN j.attempt - 1 ELSE j.attempt END,
+        errors = CASE WHEN e.unstarted THEN j.errors
+                      ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempt, 'at', now(),
+                          'error', 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' stopped heartbeating'))
+                 END,
         lease_token = NULL,
         lease_expires_at = NULL
     FROM expired e
-    WHERE j.id = e.id AND NOT (e.exhausted OR e.cancelling)
+    WHERE j.id = e.id AND NOT (e.cancelling OR (e.exhausted AND NOT e.unstarted))
     RETURNING j.id, j.queue
 ),
 notified AS (

@@ -19,6 +19,10 @@ CREATE TABLE {schema}.workers (
     host        text NOT NULL,
     pid         integer NOT NULL,
     queues      jsonb NOT NULL DEFAULT '{}',
+    -- The lease its claims give: the rescuer tells a job it never started
+    -- (never heartbeated: its lease still ends exactly this long after its
+    -- attempt began) from one it did (db/job/rescue.sql).
+    lease_ms    bigint NOT NULL,
     running     integer NOT NULL DEFAULT 0,
     started_at  timestamptz NOT NULL DEFAULT now(),
     seen_at     timestamptz NOT NULL DEFAULT now(),
