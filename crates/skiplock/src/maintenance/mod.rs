@@ -308,14 +308,17 @@ impl Limits {
     }
 }
 
-/// What [`Maintenance::run_once`] did, in one leader-guarded transaction.
+/// What [`Maintenance::run_once`] did: rescue, promotion and periodic jobs
+/// in one leader-guarded transaction, the archive in transactions of its
+/// own after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MaintenanceReport {
     /// When the database confirmed this process's leadership (its clock).
     pub started_at: DateTime<Utc>,
-    /// When the pass's work was done, just before it committed (database
-    /// clock). No other process's pass falls between `started_at` and this.
+    /// When the first transaction's work was done, just before it committed
+    /// (database clock). No other process's pass falls between `started_at`
+    /// and this.
     pub finished_at: DateTime<Utc>,
     /// The rescuer's batch.
     pub rescued: RescueReport,
@@ -381,9 +384,11 @@ impl Maintenance {
         self.inner.resign().await
     }
 
-    /// Every service once, in one transaction guarded by the leader row:
-    /// a rescue batch, a scheduler batch, the periodic jobs, partitions and
-    /// retention. `None` when this process does not lead.
+    /// Every service once: a rescue batch, a scheduler batch and the
+    /// periodic jobs in one transaction guarded by the leader row (the
+    /// report's `started_at` to `finished_at`), then partitions and
+    /// retention in transactions of their own (as the archive service
+    /// does). `None` when this process does not lead.
     ///
     /// # Errors
     ///
@@ -394,13 +399,15 @@ impl Maintenance {
             let rescued = rescuer::pass(m, tx).await?;
             let promoted = scheduler::pass(m, tx).await?;
             let periodic = cron::pass(m, tx).await?;
-            let archive = partitions::pass(m, tx, None).await?;
-            (rescued, promoted, periodic, archive)
+            (rescued, promoted, periodic)
         })?;
-        Ok(out.map(|((rescued, promoted, periodic, archive), started_at, finished_at)| {
-            m.announce(&periodic, &archive);
-            MaintenanceReport { started_at, finished_at, rescued, promoted, periodic, archive }
-        }))
+        let Some(((rescued, promoted, periodic), started_at, finished_at)) = out else {
+            return Ok(None);
+        };
+        m.announce(&periodic, &ArchiveReport::default());
+        // The archive's DDL in transactions of its own (see archive_pass).
+        let archive = m.archive_pass(None).await?.unwrap_or_default();
+        Ok(Some(MaintenanceReport { started_at, finished_at, rescued, promoted, periodic, archive }))
     }
 
     /// The periodic service's pass: enqueues the runs that fell due. `None`
@@ -491,12 +498,39 @@ impl Inner {
         Ok(out)
     }
 
+    /// The archive's partitions ahead, retention, and the unique-key prune:
+    /// each partition made and each table dropped in a leader-guarded
+    /// transaction of its own, then the default partition's and the unique
+    /// keys' prunes in one more each, so no lock the workers need is held
+    /// for longer than one statement (review #8).
     async fn archive_pass(&self, at: Option<DateTime<Utc>>) -> Result<Option<ArchiveReport>> {
-        let out = guarded!(self, |tx| partitions::pass(self, tx, at).await?)?.map(|(r, _, _)| r);
-        if let Some(r) = &out {
-            self.announce(&PeriodicReport::default(), r);
+        let mut report = ArchiveReport::default();
+        // At most a partition per day ahead (and today): bounded even if
+        // the database kept answering with one.
+        for _ in 0..=self.days_ahead {
+            match guarded!(self, |tx| partitions::create_one(self, tx, at).await?)? {
+                None => return Ok(None),
+                Some((Some(made), _, _)) => report.created.push(made),
+                Some((None, _, _)) => break,
+            }
         }
-        Ok(out)
+        loop {
+            match guarded!(self, |tx| partitions::expire_one(self, tx, at).await?)? {
+                None => return Ok(None),
+                Some((Some(dropped), _, _)) => report.dropped.push(dropped),
+                Some((None, _, _)) => break,
+            }
+        }
+        let Some((pruned, _, _)) = guarded!(self, |tx| pruner::prune_default(self, tx, at).await?)? else {
+            return Ok(None);
+        };
+        report.default_pruned = pruned;
+        let Some((keys, _, _)) = guarded!(self, |tx| pruner::prune_unique(self, tx).await?)? else {
+            return Ok(None);
+        };
+        report.unique_keys_pruned = keys;
+        self.announce(&PeriodicReport::default(), &report);
+        Ok(Some(report))
     }
 }
 

@@ -2,9 +2,11 @@
 //! by the leader, each split by final state so that retention (`pruner.rs`)
 //! can drop one state's rows of a day as a table. Creating a day's partition
 //! first moves any rows the default partition caught for that day (as
-//! PostgreSQL requires); the DDL runs in the leader's transaction with a
-//! short lock timeout, so it never queues workers' finishes behind it for
-//! long, and is retried on the next pass if it could not get its locks.
+//! PostgreSQL requires). Each partition is made, and each expired table
+//! dropped, in a leader-guarded transaction of its own with a short lock
+//! timeout, so the DDL holds its locks for one statement, never queues
+//! workers' finishes behind it for long, and is retried on the next pass if
+//! it could not get them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Inner;
-use super::pruner::{self, ArchiveReport};
 use crate::db::{self, Exec};
 use crate::error::Result;
 use crate::runtime::Shared;
@@ -38,21 +39,30 @@ pub const ARCHIVE_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Wait before trying a failed archive pass again: 30 seconds.
 const ARCHIVE_RETRY: Duration = Duration::from_secs(30);
 
-/// One archive pass at `at` (`None`: the database's now) inside the
-/// leader's transaction: partitions ahead, then retention.
-pub(crate) async fn pass(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<ArchiveReport> {
-    let (s, pg) = (m.client.stmts(), |e| m.client.pg(e));
-    // The pass holds the leader row (FOR SHARE) while it waits for locks,
-    // and the leader's renewal waits behind it: keep the wait well inside
-    // the renewal's own timeout (half a lease).
+/// Sets the DDL's lock timeout in the leader's transaction `tx`: the pass
+/// holds the leader row while it waits for locks; keep the wait well inside
+/// the lease.
+async fn ddl_lock_timeout(m: &Inner, tx: &dyn Exec) -> Result<()> {
     let timeout = format!("{}ms", ARCHIVE_LOCK_TIMEOUT.min(m.lease / 4).as_millis().max(1));
-    db::archive::lock_timeout(tx, s, &timeout).await.map_err(pg)?;
-    let mut report = ArchiveReport {
-        created: db::archive::ensure(tx, s, at, i32::try_from(m.days_ahead).unwrap_or(i32::MAX)).await.map_err(pg)?,
-        ..ArchiveReport::default()
-    };
-    pruner::pass(m, tx, at, &mut report).await?;
-    Ok(report)
+    db::archive::lock_timeout(tx, m.client.stmts(), &timeout).await.map_err(|e| m.client.pg(e))
+}
+
+/// Creates the first missing partition of `at`'s UTC day (`None`: the
+/// database's now) and the days ahead, in the leader's transaction `tx`;
+/// its name, or `None` when none is missing.
+pub(crate) async fn create_one(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<Option<String>> {
+    ddl_lock_timeout(m, tx).await?;
+    let days = i32::try_from(m.days_ahead).unwrap_or(i32::MAX);
+    let made = db::archive::ensure(tx, m.client.stmts(), at, days).await.map_err(|e| m.client.pg(e))?;
+    Ok(made.into_iter().next())
+}
+
+/// Drops the first table past retention at `at`, in the leader's
+/// transaction `tx`; its name, or `None` when none is due.
+pub(crate) async fn expire_one(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<Option<String>> {
+    ddl_lock_timeout(m, tx).await?;
+    let dropped = db::archive::expire(tx, m.client.stmts(), at, m.retention.ms()).await.map_err(|e| m.client.pg(e))?;
+    Ok(dropped.into_iter().next())
 }
 
 /// The archive service's loop: a pass on being elected and every

@@ -133,24 +133,22 @@ pub struct ArchiveReport {
     pub unique_keys_pruned: i64,
 }
 
-/// Retention at `at` (`None`: the database's now), inside the leader's
-/// transaction: drops expired tables, prunes the default partition and a
-/// batch of unique keys.
-pub(crate) async fn pass(
-    m: &Inner,
-    tx: &dyn Exec,
-    at: Option<DateTime<Utc>>,
-    report: &mut ArchiveReport,
-) -> Result<()> {
-    let (s, pg) = (m.client.stmts(), |e| m.client.pg(e));
+/// Retention's deletes in the default partition at `at` (`None`: the
+/// database's now), inside the leader's transaction `tx`: rows deleted.
+pub(crate) async fn prune_default(m: &Inner, tx: &dyn Exec, at: Option<DateTime<Utc>>) -> Result<i64> {
     let keep = m.retention.ms();
-    report.dropped = db::archive::expire(tx, s, at, keep).await.map_err(pg)?;
-    report.default_pruned =
-        db::archive::prune_default(tx, s, at, keep, DEFAULT_PARTITION_PRUNE_BATCH).await.map_err(pg)?;
+    db::archive::prune_default(tx, m.client.stmts(), at, keep, DEFAULT_PARTITION_PRUNE_BATCH)
+        .await
+        .map_err(|e| m.client.pg(e))
+}
+
+/// A batch of the unique-key prune, inside the leader's transaction `tx`:
+/// keys deleted. It walks the table a batch per pass, starting over at its
+/// end.
+pub(crate) async fn prune_unique(m: &Inner, tx: &dyn Exec) -> Result<i64> {
     let after = m.unique_cursor.lock().expect("not poisoned").clone();
-    let (last, pruned) = db::unique::prune(tx, s, &after, UNIQUE_PRUNE_BATCH).await.map_err(pg)?;
-    // Walk the table a batch per pass; start over at its end.
+    let (last, pruned) =
+        db::unique::prune(tx, m.client.stmts(), &after, UNIQUE_PRUNE_BATCH).await.map_err(|e| m.client.pg(e))?;
     *m.unique_cursor.lock().expect("not poisoned") = last.unwrap_or_default();
-    report.unique_keys_pruned = pruned;
-    Ok(())
+    Ok(pruned)
 }

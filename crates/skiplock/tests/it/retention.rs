@@ -202,3 +202,55 @@ async fn partition_bounds_are_utc_midnights_whatever_the_session_s_datestyle_and
         vec![(1, format!("skiplock.{}_completed", day(-10))), (2, format!("skiplock.{}_completed", day(-2)))]
     );
 }
+
+/// The archive's DDL never holds the workers up (review #8). A reader
+/// holds the default partition (an open transaction that read it), so the
+/// ATTACH of a new day waits for it, up to its lock timeout; meanwhile a
+/// claim and its completion, which write to the archive, go through: the
+/// DDL locks the default partition only, and holds no lock on the whole
+/// archive while it waits or afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_finishes_never_wait_for_the_archives_ddl() {
+    let t = fresh().await;
+    archived(&t, 1_000_000, "completed", 30).await;
+    let m = Maintenance::builder(t.client.clone()).id("m").retention(Retention::forever()).build().unwrap();
+    assert!(m.elect().await.unwrap());
+    m.archive_once(None).await.unwrap().unwrap();
+    let id = t.seed("default", "k", 1).await[0];
+
+    let mut reader = t.sql().await;
+    let open = reader.transaction().await.unwrap();
+    open.query("SELECT count(*) FROM skiplock.jobs_archive_default", &[]).await.unwrap();
+    let ahead = Utc::now() + TimeDelta::days(10);
+    let pass = tokio::spawn({
+        let m = m.clone();
+        async move { m.archive_once(Some(ahead)).await }
+    });
+    let pg = t.sql().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the archive pass never waited for the reader");
+        tokio::task::yield_now().await;
+    }
+    // The pass waits for the reader; a claim and a completion do not.
+    let job = t.client.claim("default", 1, Duration::from_secs(30), "w").await.unwrap().pop().unwrap();
+    assert_eq!(job.id, id);
+    assert_eq!(t.client.complete(&[job.lease]).await.unwrap().applied, vec![(id, JobState::Completed)]);
+    assert!(!pass.is_finished(), "the claim and the completion went through while the DDL waited");
+    let waited = pass.await.unwrap();
+    assert!(waited.is_err(), "the DDL gave up at its lock timeout: {waited:?}");
+    open.commit().await.unwrap();
+    let report = m.archive_once(Some(ahead)).await.unwrap().unwrap();
+    assert!(!report.created.is_empty(), "made once the reader was gone: {report:?}");
+}
