@@ -107,3 +107,37 @@ async fn rescue_discards_jobs_out_of_attempts() {
     assert_eq!(t.client.rescue(100).await.unwrap().rescued, vec![(id, JobState::Discarded)]);
     assert_eq!(t.client.job(id).await.unwrap().unwrap().state, JobState::Discarded);
 }
+
+/// A heartbeat from a stale lease writes nothing, progress included: the
+/// current attempt's progress stays the current attempt's. (The worker's
+/// heartbeat statement itself, with the progress a handler set.)
+#[tokio::test]
+async fn a_stale_heartbeat_writes_no_progress() {
+    let t = fresh().await;
+    let id = t.seed("default", "k", 1).await[0];
+    let first = t.client.claim("default", 1, LEASE, "a").await.unwrap().pop().unwrap();
+    expire_leases(&t).await;
+    t.client.rescue(10).await.unwrap();
+    let second = t.client.claim("default", 1, LEASE, "b").await.unwrap().pop().unwrap();
+    let (_, sql, types) = skiplock::__private::statements(&skiplock::Schema::default())
+        .into_iter()
+        .find(|(name, _, _)| *name == "job/heartbeat.sql")
+        .unwrap();
+    let pg = t.sql().await;
+    let stmt = pg.prepare_typed(&sql, &types).await.unwrap();
+    let progress = vec![Some(serde_json::json!({ "page": 9 }))];
+    let (worker, instance, running): (Option<&str>, Option<i64>, Option<i32>) = (None, None, None);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&vec![id], &vec![first.lease.token], &60_000i64, &progress, &worker, &instance, &running];
+    let rows = pg.query(&stmt, &params).await.unwrap();
+    assert!(rows.is_empty(), "the stale lease extended nothing");
+    let row = t.client.job(id).await.unwrap().unwrap();
+    assert_eq!(row.lease_token, Some(second.lease.token));
+    assert!(row.meta.get("progress").is_none(), "{:?}", row.meta);
+    // The same statement with the current lease writes it.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&vec![id], &vec![second.lease.token], &60_000i64, &progress, &worker, &instance, &running];
+    assert_eq!(pg.query(&stmt, &params).await.unwrap().len(), 1);
+    let row = t.client.job(id).await.unwrap().unwrap();
+    assert_eq!(row.meta["progress"], serde_json::json!({ "page": 9 }));
+}

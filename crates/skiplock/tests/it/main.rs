@@ -12,6 +12,7 @@ mod migrate;
 mod model;
 mod periodic;
 mod pgbouncer;
+mod races;
 mod registry;
 mod retention;
 mod security;

@@ -101,3 +101,40 @@ async fn the_longest_schema_name_accepted_still_notifies_on_both_channels() {
     assert_eq!(got.0, channels[1], "{got:?}");
     assert!(channels.iter().all(|c| c.len() <= 63), "{channels:?}");
 }
+
+/// Guarantee 5's wake-up half: a job enqueued in the caller's transaction
+/// (one job, and a COPY-sized batch) wakes the queue's workers when that
+/// transaction commits, and never when it rolls back. (The rolled-back
+/// enqueues come first: a wake-up they sent would arrive before the
+/// committed one's.) Only the leading wake-up rides in the transaction; a
+/// trailing one, which the rate limit sends later on a connection of its
+/// own, may follow either (GUARANTEES.md), so the rate limit is off here.
+#[tokio::test]
+async fn an_enqueue_in_a_transaction_wakes_workers_only_when_it_commits() {
+    let t = fresh_with(|b| b.notify_interval(Duration::ZERO)).await;
+    let (_listener, mut rx) = listen(&t).await;
+    let mut pg = t.sql().await;
+    let one = |queue: &str| NewJob::new("k", &(), EnqueueOptions::new().queue(queue)).unwrap();
+    let batch = |queue: &str| -> Vec<NewJob> {
+        (0..200).map(|i| NewJob::new("k", &i, EnqueueOptions::new().queue(queue)).unwrap()).collect()
+    };
+
+    let tx = pg.transaction().await.unwrap();
+    t.client.enqueue_many_tx(&tx, vec![one("rolled-back")]).await.unwrap();
+    t.client.enqueue_many_tx(&tx, batch("rolled-back-copy")).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    let tx = pg.transaction().await.unwrap();
+    t.client.enqueue_many_tx(&tx, vec![one("committed")]).await.unwrap();
+    t.client.enqueue_many_tx(&tx, batch("committed-copy")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, vec!["committed".to_owned(), "committed-copy".to_owned()]);
+    assert_eq!(t.count("jobs", "queue LIKE 'rolled-back%'").await, 0);
+    assert_eq!(t.count("jobs", "queue LIKE 'committed%'").await, 201);
+}
