@@ -48,6 +48,9 @@ async fn one_row_each(t: &TestDb) -> HashMap<i64, JobState> {
     out
 }
 
+/// The final states written per job, and who wrote each.
+type Finals = HashMap<i64, Vec<(&'static str, JobState)>>;
+
 /// Four claimers complete, fail or release what they claim while an
 /// operator cancels jobs at random (running ones are flagged, the others
 /// cancelled at once) and a rescuer takes back leases an expirer makes run
@@ -63,7 +66,7 @@ async fn claims_cancels_and_rescues_racing_write_one_final_state_per_job() {
     let jobs: Vec<NewJob> = (0..JOBS).map(|i| NewJob::new("race", &i, opts(i)).unwrap()).collect();
     let ids: Vec<i64> = t.client.enqueue_many(jobs).await.unwrap().into_iter().map(|e| e.id).collect();
     // Final states written, per job, by whom.
-    let finals: Arc<Mutex<HashMap<i64, Vec<(&'static str, JobState)>>>> = Arc::default();
+    let finals: Arc<Mutex<Finals>> = Arc::default();
     // Leases held now: a second claim of a held job is a double holder.
     let held: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
     let lease = Duration::from_secs(60);
