@@ -81,6 +81,7 @@ statements! {
     job_hot_ids => "job/hot_ids.sql" [INT8_ARRAY];
     vacuum_jobs_dead => "vacuum/jobs_dead.sql" [];
     vacuum_jobs_vacuum => "vacuum/jobs_vacuum.sql" [];
+    vacuum_jobs_analyze => "vacuum/jobs_analyze.sql" [];
     queue_set_paused => "queue/set_paused.sql" [TEXT, BOOL];
     queue_list => "queue/list.sql" [];
     leader_elect => "leader/elect.sql" [TEXT, INT8, TEXT];

@@ -2,10 +2,26 @@
 
 use super::{DbError, Exec, Pooled, Statements};
 
-/// Dead and live tuples of the hot table.
-pub(crate) async fn jobs_dead(db: &dyn Exec, s: &Statements) -> Result<(i64, i64), DbError> {
+/// What the statistics say of the hot table.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JobsStats {
+    pub dead: i64,
+    pub live: i64,
+    /// Rows changed since the last analyze.
+    pub changed: i64,
+    /// The rows the planner believes the table holds (-1: never analysed).
+    pub planned: i64,
+}
+
+/// The hot table's statistics.
+pub(crate) async fn jobs_dead(db: &dyn Exec, s: &Statements) -> Result<JobsStats, DbError> {
     let rows = db.run(&s.vacuum_jobs_dead, &[]).await?;
-    Ok(rows.first().map_or((0, 0), |r| (r.get(0), r.get(1))))
+    Ok(rows.first().map_or(JobsStats::default(), |r| JobsStats {
+        dead: r.get(0),
+        live: r.get(1),
+        changed: r.get(2),
+        planned: r.get(3),
+    }))
 }
 
 /// Vacuums and analyzes the hot table. VACUUM cannot run in a transaction
@@ -13,5 +29,11 @@ pub(crate) async fn jobs_dead(db: &dyn Exec, s: &Statements) -> Result<(i64, i64
 /// query. Without ownership of the table PostgreSQL skips it with a warning.
 pub(crate) async fn jobs_vacuum(db: &Pooled, s: &Statements) -> Result<(), DbError> {
     db.client().batch_execute(&s.vacuum_jobs_vacuum.sql).await?;
+    Ok(())
+}
+
+/// Analyzes the hot table (as a simple query, like VACUUM).
+pub(crate) async fn jobs_analyze(db: &Pooled, s: &Statements) -> Result<(), DbError> {
+    db.client().batch_execute(&s.vacuum_jobs_analyze.sql).await?;
     Ok(())
 }

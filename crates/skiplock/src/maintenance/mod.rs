@@ -104,7 +104,7 @@ pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
     RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
 };
-pub use vacuum::{VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
+pub use vacuum::{ANALYZE_CHANGED_MIN, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
 use crate::client::{Client, PromoteReport, RescueReport};
 use crate::error::{Error, Result};
@@ -422,8 +422,10 @@ impl Maintenance {
 
     /// The vacuum service's pass: vacuums the hot table if its dead tuples
     /// passed the threshold ([`VACUUM_DEAD_MIN`], and a fifth of the live
-    /// ones). `Some(true)` if it vacuumed; `None` when this process does not
-    /// lead.
+    /// ones), or analyzes it if at least [`ANALYZE_CHANGED_MIN`] rows changed
+    /// since its last analyze and no fewer than the planner believes it
+    /// holds (a burst into a table analysed empty). `Some(true)` if it did
+    /// either; `None` when this process does not lead.
     ///
     /// # Errors
     ///

@@ -14,16 +14,31 @@ use super::Inner;
 use crate::db;
 use crate::runtime::Shared;
 
-/// How often the leader looks at the hot table's dead tuples: 5 seconds.
+/// How often the leader looks at the hot table's statistics: 5 seconds.
 pub const VACUUM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Dead tuples that always warrant a vacuum: 50,000.
 pub const VACUUM_DEAD_MIN: i64 = 50_000;
+/// Rows changed since the last analyze that warrant one, once they are at
+/// least as many as the planner believes the table holds: 1,000.
+pub const ANALYZE_CHANGED_MIN: i64 = 1_000;
 
 /// Whether `dead` dead tuples beside `live` live ones warrant a vacuum: at
 /// least [`VACUUM_DEAD_MIN`], and more than a fifth of the live ones (a big
 /// backlog is not vacuumed for a few dead tuples).
 pub(crate) fn due(dead: i64, live: i64) -> bool {
     dead >= VACUUM_DEAD_MIN && dead * 5 > live
+}
+
+/// Whether the table changed enough to need a fresh analyze: at least
+/// [`ANALYZE_CHANGED_MIN`] rows changed, and at least as many as the planner
+/// believes the table holds. The case it is for: pooled connections cache
+/// the workers' statements' generic plans, made with the statistics of the
+/// moment; a table analysed empty (after a drain) gets plans that scan it
+/// whole, which a burst of a million jobs then runs until the next analyze.
+/// Autovacuum gets there within a minute; this, within
+/// [`VACUUM_CHECK_INTERVAL`] (an analyze invalidates the cached plans).
+pub(crate) fn analyze_due(changed: i64, planned: i64) -> bool {
+    changed >= ANALYZE_CHANGED_MIN && changed >= planned
 }
 
 pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
@@ -41,29 +56,40 @@ pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
     }
 }
 
-/// Vacuums the hot table if it is due; true if it did.
+/// Vacuums (and analyzes) the hot table if it is due, or only analyzes it
+/// if its statistics are out of date; true if it did either.
 pub(crate) async fn pass(m: &Inner) -> crate::Result<bool> {
     let s = m.client.stmts();
     let db = m.client.db().await?;
-    let (dead, live) = db::vacuum::jobs_dead(&db, s).await.map_err(|e| m.client.pg(e))?;
-    if !due(dead, live) {
-        return Ok(false);
-    }
+    let stats = db::vacuum::jobs_dead(&db, s).await.map_err(|e| m.client.pg(e))?;
     let started = std::time::Instant::now();
-    db::vacuum::jobs_vacuum(&db, s).await.map_err(|e| m.client.pg(e))?;
-    tracing::debug!(dead, live, took = ?started.elapsed(), "vacuumed the hot table");
-    metrics::counter!("skiplock_hot_table_vacuums_total").increment(1);
-    Ok(true)
+    if due(stats.dead, stats.live) {
+        db::vacuum::jobs_vacuum(&db, s).await.map_err(|e| m.client.pg(e))?;
+        tracing::debug!(?stats, took = ?started.elapsed(), "vacuumed the hot table");
+        metrics::counter!("skiplock_hot_table_vacuums_total").increment(1);
+        return Ok(true);
+    }
+    if analyze_due(stats.changed, stats.planned) {
+        db::vacuum::jobs_analyze(&db, s).await.map_err(|e| m.client.pg(e))?;
+        tracing::debug!(?stats, took = ?started.elapsed(), "analyzed the hot table");
+        metrics::counter!("skiplock_hot_table_analyzes_total").increment(1);
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::due;
+    use super::{analyze_due, due};
 
     #[test]
     fn thresholds() {
         assert!(!due(10_000, 0), "below the minimum");
         assert!(due(60_000, 100_000));
         assert!(!due(60_000, 1_000_000), "a fifth of a big backlog is needed");
+        assert!(analyze_due(1_000_000, 0), "a burst into a table analysed empty");
+        assert!(analyze_due(5_000, -1), "never analysed");
+        assert!(!analyze_due(500, 0), "a few rows");
+        assert!(!analyze_due(100_000, 1_000_000), "autovacuum's business");
     }
 }

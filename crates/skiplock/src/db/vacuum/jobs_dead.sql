@@ -1,5 +1,9 @@
--- The hot table's dead and live tuples, as the statistics collector counts
--- them (a moment behind).
-SELECT coalesce(n_dead_tup, 0) AS dead, coalesce(n_live_tup, 0) AS live
-FROM pg_stat_user_tables
-WHERE relid = '{schema}.jobs'::regclass
+-- The hot table's dead and live tuples, and the rows changed since it was
+-- last analysed, as the statistics collector counts them (a moment behind);
+-- and the row count the planner last recorded for it (pg_class.reltuples,
+-- -1 if never analysed).
+SELECT coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live,
+       coalesce(s.n_mod_since_analyze, 0) AS changed, c.reltuples::bigint AS planned
+FROM pg_class c
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = '{schema}.jobs'::regclass
