@@ -178,3 +178,32 @@ async fn a_leader_cut_off_mid_pass_is_replaced_within_a_few_leases() {
     let out = pass.await.unwrap();
     assert!(out.is_err(), "the stuck pass failed: {out:?}");
 }
+
+/// Review S4: a LISTEN connection whose path went quiet (stalled, as a
+/// half-open connection is) is noticed within two of the longest poll
+/// intervals, not after the kernel's keepalive of two hours: the worker
+/// says the listener is lost, polls meanwhile, and listens again once the
+/// path is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_connection_gone_quiet_is_noticed_and_replaced() {
+    let db = fresh().await;
+    let proxy = Proxy::in_front_of(db.url()).await.unwrap();
+    let worker = Worker::builder(Client::connect(db.url()).unwrap())
+        .queue("default", 1)
+        .poll_interval(Duration::from_millis(200), Duration::from_secs(1))
+        .listen(skiplock::Listen::Url(proxy.url(db.url())))
+        .register_raw("k", None, |_args, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let handle = worker.start();
+    next(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    proxy.set_stalled(true);
+    let stalled = Instant::now();
+    let ev = next(&mut events, |e| matches!(e, Event::ListenerLost { .. })).await;
+    let noticed = stalled.elapsed();
+    assert!(noticed < Duration::from_secs(4), "noticed {noticed:?} after the stall: {ev:?}");
+    proxy.set_stalled(false);
+    next(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    handle.shutdown().await;
+}

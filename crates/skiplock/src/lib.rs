@@ -48,6 +48,7 @@ mod error;
 mod handler;
 mod job;
 mod maintenance;
+mod metrics;
 mod notify;
 mod runtime;
 mod schema;

@@ -22,7 +22,13 @@ struct QueueWake {
     trailing: bool,
 }
 
-/// Per-queue NOTIFY bookkeeping of one client.
+/// Queues remembered before the bookkeeping forgets the idle ones.
+const REMEMBERED_MAX: usize = 1024;
+
+/// Per-queue NOTIFY bookkeeping of one client. Bounded: past
+/// [`REMEMBERED_MAX`] queues, those whose interval is over and that await
+/// no trailing NOTIFY are forgotten (forgetting them changes nothing: their
+/// next enqueue notifies at once, as it would anyway).
 #[derive(Debug)]
 pub(crate) struct Wakeups {
     interval: Duration,
@@ -41,6 +47,10 @@ impl Wakeups {
     pub fn decide<'a>(&self, queues: impl IntoIterator<Item = &'a str>) -> (Vec<String>, Vec<(String, Instant)>) {
         let now = Instant::now();
         let mut map = self.queues.lock().expect("not poisoned");
+        if map.len() > REMEMBERED_MAX {
+            let interval = self.interval;
+            map.retain(|_, w| w.trailing || w.last.is_some_and(|last| now < last + interval));
+        }
         let (mut at_once, mut later) = (Vec::new(), Vec::new());
         for q in queues {
             let w = map.entry(q.to_owned()).or_default();
@@ -87,6 +97,15 @@ mod tests {
         w.trailing_sent("a");
         let (now, later) = w.decide(["a"]);
         assert!(now.is_empty() && later.len() == 1, "the interval restarts at the trailing notify");
+    }
+
+    #[test]
+    fn idle_queues_are_forgotten_past_the_bound() {
+        let w = Wakeups::new(Duration::ZERO);
+        for i in 0..3 * REMEMBERED_MAX {
+            w.decide([format!("q{i}").as_str()]);
+        }
+        assert!(w.queues.lock().unwrap().len() <= REMEMBERED_MAX + 1);
     }
 
     #[test]

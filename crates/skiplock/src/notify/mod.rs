@@ -24,7 +24,18 @@ pub(crate) async fn run(sh: Arc<Shared>) {
         Listen::Disabled => return,
         Listen::Auto => sh.client.pg_config().clone(),
         Listen::Url(url) => match url.parse::<tokio_postgres::Config>() {
-            Ok(c) => c,
+            // As the client's own connections: a peer that vanished is
+            // noticed in about a minute, not the kernel's two hours, and a
+            // connect attempt does not hang.
+            Ok(mut c) => {
+                c.keepalives(true)
+                    .keepalives_idle(Duration::from_secs(30))
+                    .keepalives_interval(Duration::from_secs(10));
+                if c.get_connect_timeout().is_none() {
+                    c.connect_timeout(Duration::from_secs(10));
+                }
+                c
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the LISTEN url does not parse; polling only");
                 return;
@@ -48,6 +59,14 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                 }
                 connected_before = true;
                 wait = Duration::from_millis(100);
+                // A connection that silently stopped delivering (a half-open
+                // path, a proxy that forgot it) says nothing: ask it once per
+                // longest poll interval (the longest a missed wake-up would
+                // cost anyway), and reconnect when it does not answer within
+                // another.
+                let every = sh.cfg.poll_interval_max.max(Duration::from_millis(100));
+                let mut ping = tokio::time::interval(every);
+                ping.reset();
                 let error = loop {
                     tokio::select! {
                         _ = sh.services_stop.cancelled() => return,
@@ -55,6 +74,13 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                             Some(Ok(n)) => dispatch(&sh, n.channel(), n.payload()),
                             Some(Err(e)) => break e.to_string(),
                             None => break "connection closed".to_owned(),
+                        },
+                        _ = ping.tick() => {
+                            match tokio::time::timeout(every, client.simple_query("")).await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => break e.to_string(),
+                                Err(_) => break format!("no answer to a ping within {every:?}"),
+                            }
                         }
                     }
                 };

@@ -62,7 +62,14 @@ pub(crate) async fn run(
         sh.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();
-        let decided = match sh.cfg.handlers.get(&job.kind).or(sh.cfg.fallback.as_ref()) {
+        // Metric labels name registered kinds only: a kind any enqueuer may
+        // invent (run by the catch-all handler, or by none) must not create
+        // a series of its own.
+        let (registered, label) = match sh.cfg.handlers.get_key_value(&job.kind) {
+            Some((kind, reg)) => (Some(reg), kind.clone()),
+            None => (sh.cfg.fallback.as_ref(), crate::metrics::KIND_OTHER.to_owned()),
+        };
+        let decided = match registered {
             Some(reg) => {
                 let timeout = job.timeout.or(reg.timeout).unwrap_or(sh.cfg.timeout);
                 let handler = reg.handler.clone();
@@ -80,13 +87,12 @@ pub(crate) async fn run(
                     },
                     reason = stop_requested(&sh, &running) => Ended::Dropped(reason),
                 };
-                metrics::histogram!("skiplock_job_run_seconds", "kind" => job.kind.clone())
-                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("skiplock_job_run_seconds", "kind" => label).record(started.elapsed().as_secs_f64());
                 decide(&running, ended)
             }
             None => {
                 tracing::warn!(kind = %job.kind, "no handler registered for this kind; the attempt fails and is retried");
-                metrics::counter!("skiplock_jobs_unknown_kind_total", "kind" => job.kind.clone()).increment(1);
+                metrics::counter!("skiplock_jobs_unknown_kind_total").increment(1);
                 Decided::Failed {
                     error: format!("no handler for kind {:?} in worker {}", job.kind, sh.cfg.worker_id),
                     after: None,
