@@ -20,7 +20,7 @@ use skiplock::Client;
 use skiplock_testdb::{Cluster, ClusterOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{Audit, BoxError, enqueue, setup};
+use crate::audit::{Audit, BoxError, enqueue_with, setup};
 use crate::faults::{NetworkFaults, Terminations, connect, crash_loop, proxy_loop, terminate_loop, watch_drain};
 use crate::fleet::Fleet;
 use crate::proxy::Proxy;
@@ -43,6 +43,9 @@ pub struct SoakConfig {
     pub worker_exe: PathBuf,
     /// Longest wait for the drain once the faults stop.
     pub drain_limit: Duration,
+    /// Attempts each job is given: 1 shows that no job is discarded
+    /// without having run (a fault then discards the jobs it interrupts).
+    pub max_attempts: i32,
 }
 
 /// What a soak did and found.
@@ -101,12 +104,15 @@ impl std::fmt::Display for SoakReport {
         writeln!(f, "executions: {} (max attempt {})", a.executions, a.max_attempt)?;
         write!(
             f,
-            "lost {}, duplicated finals {}, unfinished {}, overlapping executions {}, completed without an execution {}",
+            "lost {}, duplicated finals {}, unfinished {}, overlapping executions {}, completed without an execution {}, \
+             discarded without having run {} (and {} whose worker was SIGKILLed before its handler logged)",
             a.lost,
             a.duplicated_finals,
             a.unfinished,
             a.overlaps.len(),
-            a.unexecuted
+            a.unexecuted,
+            a.discarded_unrun,
+            a.discarded_unrun_killed
         )
     }
 }
@@ -255,7 +261,8 @@ async fn enqueue_loop(
                 }
             },
         };
-        match enqueue(&client, c, QUEUE, "soak", n).await {
+        let opts = skiplock::EnqueueOptions::new().queue(QUEUE).max_attempts(cfg.max_attempts);
+        match enqueue_with(&client, c, "soak", n, opts).await {
             Ok(_) => {
                 enqueued.fetch_add(n as u64, Ordering::Relaxed);
                 second += 1;

@@ -36,6 +36,10 @@ enum Cmd {
         /// The worker binary (default: skiplock-fleet-worker beside this one)
         #[arg(long, value_name = "PATH")]
         worker_bin: Option<PathBuf>,
+        /// Attempts each job is given (1: every fault that interrupts a job
+        /// discards it, and the audit checks that none is discarded unrun)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        max_attempts: i32,
     },
 }
 
@@ -45,7 +49,7 @@ async fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cmd::Soak { jobs, minutes, workers, concurrency, worker_bin } = Cmd::parse();
+    let Cmd::Soak { jobs, minutes, workers, concurrency, worker_bin, max_attempts } = Cmd::parse();
     let worker_exe = match worker_bin {
         Some(p) => p,
         None => match std::env::current_exe() {
@@ -70,8 +74,12 @@ async fn main() -> ExitCode {
         concurrency: concurrency.max(1),
         worker_exe,
         drain_limit: Duration::from_secs(600),
+        max_attempts,
     };
-    println!("soak: {jobs} jobs, {} workers x {} slots, {minutes} minutes of faults", cfg.workers, cfg.concurrency);
+    println!(
+        "soak: {jobs} jobs of {max_attempts} attempts, {} workers x {} slots, {minutes} minutes of faults",
+        cfg.workers, cfg.concurrency
+    );
     let started = Instant::now();
     match soak::run(&cfg).await {
         Ok(report) => {
