@@ -10,7 +10,7 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`Client`] (`client/`) | enqueue (one, many, in your transaction), the lifecycle calls, operator actions |
+//! | [`Client`] (`client/`) | enqueue (one, many, in your transaction), the lifecycle calls, operator actions, the dashboard's reads ([`JobSearch`], [`QueueDepth`], [`StatsPoint`]) |
 //! | [`Job`], [`JobState`], [`ClaimedJob`] (`job.rs`) | what a job is |
 //! | [`Schema`], [`migrate`] (`schema/`) | the Postgres schema and its migrations |
 //! | [`Worker`] (`worker.rs`, `runtime/`) | runs jobs: producers, executors, completer, heartbeat |
@@ -59,9 +59,12 @@ mod worker;
 
 pub use client::redact_credentials;
 pub use client::{
-    CancelResult, Client, ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport,
-    HeartbeatReport, JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo,
-    QueueStats, RescueReport, STATEMENT_TIMEOUT_DEFAULT,
+    ArgsFilter, BULK_BATCH, BULK_MAX_DEFAULT, BulkAction, BulkReport, COUNT_CAP_DEFAULT, CancelResult, Client,
+    ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport, HeartbeatReport, JobCount,
+    JobFilter, JobPage, JobSearch, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PeriodicEntry,
+    PromoteReport, QUEUE_TIME_BUCKETS, QUEUE_TIME_BUCKETS_PER_DOUBLING, QueueDepth, QueueInfo, QueueStats,
+    QueueSummary, QueueTimeHistogram, RescueReport, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, STATEMENT_TIMEOUT_DEFAULT,
+    StatsOutcome, StatsPoint, StatsResolution, WorkerInfo,
 };
 pub use db::StatementMode;
 pub use error::{Error, Result};
@@ -73,9 +76,12 @@ pub use maintenance::{
     LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed,
     PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
     PeriodicJob, PeriodicReport, PeriodicRun, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
+    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, STATS_DEPTH_INTERVAL, STATS_HOUR_RETENTION,
+    STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION, StatsReport, UNIQUE_PRUNE_BATCH,
+    VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
 };
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
+pub use runtime::stats::{STATS_FLUSH_INTERVAL, STATS_KINDS_MAX, STATS_UNWRITTEN_KEEP};
 pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
     MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,

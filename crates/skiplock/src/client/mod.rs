@@ -3,6 +3,7 @@
 
 mod admin;
 pub(crate) mod enqueue;
+mod insights;
 mod lifecycle;
 mod operations;
 mod wakeups;
@@ -13,6 +14,11 @@ use std::time::Duration;
 
 pub use admin::{CancelResult, JobFilter, QueueInfo, QueueStats};
 pub use enqueue::{EnqueueOptions, Enqueued, NewJob};
+pub use insights::{
+    ArgsFilter, BULK_BATCH, BULK_MAX_DEFAULT, BulkAction, BulkReport, COUNT_CAP_DEFAULT, JobCount, JobPage, JobSearch,
+    PeriodicEntry, QUEUE_TIME_BUCKETS, QUEUE_TIME_BUCKETS_PER_DOUBLING, QueueDepth, QueueSummary, QueueTimeHistogram,
+    SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, StatsOutcome, StatsPoint, StatsResolution, WorkerInfo,
+};
 pub(crate) use lifecycle::Written;
 pub use lifecycle::{ERROR_TEXT_MAX, Finish, FinishReport, HeartbeatReport, Outcome, PromoteReport, RescueReport};
 pub use wakeups::NOTIFY_INTERVAL_DEFAULT;

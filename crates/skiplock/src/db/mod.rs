@@ -6,6 +6,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod copy;
+pub(crate) mod insights;
 pub(crate) mod job;
 pub(crate) mod json;
 pub(crate) mod leader;
@@ -100,6 +101,23 @@ statements! {
     worker_register => "worker/register.sql" [TEXT, INT8, TEXT, INT4, JSONB, INT8];
     worker_holder => "worker/holder.sql" [TEXT];
     worker_deregister => "worker/deregister.sql" [TEXT, INT8];
+    insights_jobs_search => "insights/jobs_search.sql" [TEXT_ARRAY, TEXT, TEXT, TEXT, INT8, JSONB, TEXT_ARRAY, INT8, INT8, INT8, INT4];
+    insights_jobs_count => "insights/jobs_count.sql" [TEXT_ARRAY, TEXT, TEXT, TEXT, INT8, JSONB, TEXT_ARRAY, INT8, INT8];
+    insights_jobs_max_id => "insights/jobs_max_id.sql" [];
+    insights_jobs_discard => "insights/jobs_discard.sql" [INT8_ARRAY];
+    insights_jobs_delete => "insights/jobs_delete.sql" [INT8_ARRAY];
+    insights_workers => "insights/workers.sql" [];
+    insights_depth => "insights/depth.sql" [];
+    insights_queues => "insights/queues.sql" [];
+    insights_stats_minutes => "insights/stats_minutes.sql" [TIMESTAMPTZ];
+    insights_stats_hours => "insights/stats_hours.sql" [TIMESTAMPTZ];
+    insights_periodic_list => "insights/periodic_list.sql" [];
+    insights_periodic_set_paused => "insights/periodic_set_paused.sql" [TEXT, BOOL];
+    insights_periodic_run_now => "insights/periodic_run_now.sql" [TEXT];
+    insights_stats_write => "insights/stats_write.sql" [TEXT, TIMESTAMPTZ_ARRAY, TEXT_ARRAY, TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY, TEXT_ARRAY];
+    insights_stats_rollup => "insights/stats_rollup.sql" [TIMESTAMPTZ, INT8];
+    insights_stats_prune => "insights/stats_prune.sql" [TIMESTAMPTZ, TIMESTAMPTZ, INT8];
+    insights_depth_count => "insights/depth_count.sql" [FLOAT8];
 }
 
 /// How statements reach the server.

@@ -82,6 +82,7 @@ mod partitions;
 mod pruner;
 mod rescuer;
 mod scheduler;
+mod stats;
 mod vacuum;
 
 use std::sync::{Arc, Mutex};
@@ -103,6 +104,10 @@ pub use partitions::{
 pub use pruner::{
     ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
     RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
+};
+pub use stats::{
+    STATS_DEPTH_INTERVAL, STATS_HOUR_RETENTION, STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION,
+    StatsReport,
 };
 pub use vacuum::{ANALYZE_CHANGED_MIN, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
@@ -552,5 +557,6 @@ pub(crate) fn spawn(sh: Arc<Shared>) -> Vec<JoinHandle<()>> {
         service!("cron", cron::run),
         service!("partitions", partitions::run),
         service!("vacuum", vacuum::run),
+        service!("stats", stats::run),
     ]
 }

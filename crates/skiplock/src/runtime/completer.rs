@@ -180,12 +180,15 @@ pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
                 (Outcome::Snoozed(_), _) => m.snoozed.increment(1),
                 _ => {}
             }
+            // Dashboard statistics: how the attempt ended (stats.rs).
+            sh.stats.finished(lease, &d.queue.name, &d.outcome, state);
         }
         sh.running.forget(lease);
         sh.emit(Event::Finished { id: lease.id, state });
     }
     for &lease in &written.stale {
         sh.running.forget(lease);
+        sh.stats.forget(lease); // dashboard statistics: never finished here
         match by_lease.get(&lease) {
             Some(d) if d.resent => tracing::info!(
                 id = lease.id,

@@ -59,6 +59,8 @@ pub(crate) async fn run(
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
             q.metrics.latency.record(wait.as_secs_f64());
         }
+        // Dashboard statistics: this attempt's kind and queue time (stats.rs).
+        sh.stats.started(&job);
         sh.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();

@@ -27,6 +27,7 @@ mod outbox;
 mod producer;
 pub(crate) mod registry;
 mod running;
+pub(crate) mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -159,6 +160,8 @@ pub(crate) struct Shared {
     pub db_back: Notify,
     /// Outcomes waiting to be written.
     pub outbox: Arc<outbox::Outbox>,
+    /// Per-minute statistics for the dashboard (stats.rs).
+    pub stats: stats::Recorder,
 }
 
 impl Shared {
@@ -304,6 +307,7 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         registry: registry::Registry::new(),
         db_back: Notify::new(),
         outbox,
+        stats: stats::Recorder::default(),
     });
     // Producers and the completer are restarted if they panic, as services
     // are: a bug in one claim must not stop a queue, nor one in a flush the
@@ -331,6 +335,8 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
     services.push(spawn_service(&shared, "listener", move || crate::notify::run(sh.clone())));
     let sh = shared.clone();
     services.push(spawn_service(&shared, "registry", move || registry::run(sh.clone())));
+    let sh = shared.clone();
+    services.push(spawn_service(&shared, "stats", move || stats::run(sh.clone())));
     if cfg.maintenance {
         services.extend(crate::maintenance::spawn(shared.clone()));
     }

@@ -189,3 +189,110 @@ async fn a_claim_plan_cached_on_an_empty_table_is_replanned_after_a_burst() {
     let scan = nodes(&burst).into_iter().find(|n| n["Index Name"] == "jobs_claim_idx").unwrap().clone();
     assert_eq!(scan["Actual Rows"], 100, "{burst:#}");
 }
+
+/// The plans of the statements a function runs (auto_explain, sent to this
+/// session as notices): migration 0005's job search runs its query through
+/// EXECUTE, planned at each call with the values given.
+async fn nested_plans(url: &str, call: &str) -> Vec<Value> {
+    use futures_util::StreamExt as _;
+    let (pg, mut conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                let _ = tx.send(n.message().to_owned());
+            }
+        }
+    });
+    pg.batch_execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+         SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on; SET auto_explain.log_format = 'json';
+         SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice';
+         SET plan_cache_mode = force_generic_plan",
+    )
+    .await
+    .unwrap();
+    pg.batch_execute(call).await.unwrap();
+    drop(pg);
+    let mut plans = Vec::new();
+    while let Some(text) = rx.recv().await {
+        if let Some(json) = text.find('{').map(|i| &text[i..])
+            && let Ok(v) = serde_json::from_str::<Value>(json)
+            && v["Query Text"].as_str().is_some_and(|q| q.contains("jobs_archive") && !q.contains("jobs_search("))
+        {
+            plans.push(v["Plan"].clone());
+        }
+    }
+    plans
+}
+
+fn buffers(plan: &Value) -> i64 {
+    plan["Shared Hit Blocks"].as_i64().unwrap_or(0) + plan["Shared Read Blocks"].as_i64().unwrap_or(0)
+}
+
+/// The dashboard's job search, at a million archived jobs: each filter uses
+/// its index (or the partitions' pruning), and a page reads a few hundred
+/// blocks at most, where a scan of the archive reads tens of thousands.
+/// (docs/BENCHMARKS.md measures the page render.)
+#[tokio::test]
+async fn the_job_search_uses_its_indexes_at_a_million_archived_jobs() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    pg.batch_execute(
+        "SELECT skiplock.archive_partitions_ensure(now(), 0);
+         INSERT INTO skiplock.jobs_archive (id, run_at, created_at, attempted_at, finished_at, state, attempt,
+             max_attempts, priority, queue, kind, args, errors, tags, meta)
+         SELECT g, now() - interval '2 hours', now() - interval '2 hours', now() - interval '2 hours',
+                date_trunc('day', now(), 'UTC') + (g % 3600) * interval '1 second',
+                CASE WHEN g % 20 = 0 THEN 'discarded' WHEN g % 20 = 1 THEN 'cancelled' ELSE 'completed' END::skiplock.job_state,
+                1, 20, 0, CASE WHEN g % 1000 = 7 THEN 'rare' ELSE 'q' || (g % 9) END, 'k' || (g % 20),
+                jsonb_build_object('i', g, 'user', g % 1000), '[]',
+                CASE WHEN g % 500 = 0 THEN '{vip}'::text[] ELSE '{}' END, '{}'
+         FROM generate_series(1, 1000000) g;
+         ANALYZE skiplock.jobs_archive",
+    )
+    .await
+    .unwrap();
+    let archived: i64 = pg.query_one("SELECT count(*) FROM skiplock.jobs_archive", &[]).await.unwrap().get(0);
+    assert_eq!(archived, 1_000_000);
+    let n = "NULL";
+    // (what, the call's arguments but the limit, an index its plan must use, most blocks read)
+    let cases: &[(&str, String, &str, i64)] = &[
+        ("the newest page", format!("{n},{n},{n},{n},{n},{n},{n},{n},{n},{n}"), "_id_idx", 300),
+        ("a page deep down", format!("{n},{n},{n},{n},{n},{n},{n},500000,{n},{n}"), "_id_idx", 300),
+        ("a state", format!("'{{discarded}}',{n},{n},{n},{n},{n},{n},{n},{n},{n}"), "discarded_id_idx", 300),
+        ("a rare queue", format!("{n},'rare',{n},{n},{n},{n},{n},{n},{n},{n}"), "queue_id_idx", 300),
+        ("a kind and state", format!("'{{completed}}',{n},'k19',{n},{n},{n},{n},{n},{n},{n}"), "kind_id_idx", 300),
+        ("a tag", format!("{n},{n},{n},'vip',{n},{n},{n},{n},{n},{n}"), "", 3000),
+        ("a value in args", format!("{n},{n},{n},{n},{n},'{{\"user\": 7}}',{n},{n},{n},{n}"), "args_idx", 3000),
+        ("an id", format!("{n},{n},{n},{n},777,{n},{n},{n},{n},{n}"), "_id_idx", 300),
+    ];
+    for (what, args, index, max_blocks) in cases {
+        let call = format!("SELECT count(*) FROM skiplock.jobs_search({args}, 51)");
+        let plans = nested_plans(t.db.url(), &call).await;
+        let plan = plans.first().unwrap_or_else(|| panic!("{what}: no nested plan seen"));
+        let all = nodes(plan);
+        assert!(
+            // (The default partition is empty: its scan costs nothing. A tag
+            // may be found fastest by reading a small partition whole.)
+            index.is_empty()
+                || !all.iter().any(|n| n["Node Type"] == "Seq Scan"
+                    && n["Relation Name"].as_str().is_some_and(|r| r.starts_with("jobs_archive_p"))),
+            "{what} scans an archive partition:\n{plan:#}"
+        );
+        if !index.is_empty() {
+            assert!(
+                all.iter().any(|n| n["Index Name"].as_str().is_some_and(|i| i.ends_with(index))),
+                "{what} does not use an index named …{index}:\n{plan:#}"
+            );
+        }
+        if what.starts_with("a state") {
+            let leaves: Vec<&str> = all.iter().filter_map(|n| n["Relation Name"].as_str()).collect();
+            assert!(leaves.iter().all(|r| !r.ends_with("_completed")), "{what}: not pruned: {leaves:?}");
+        }
+        let read = buffers(plan);
+        assert!(read <= *max_blocks, "{what} read {read} blocks:\n{plan:#}");
+        eprintln!("{what}: {read} blocks");
+    }
+}

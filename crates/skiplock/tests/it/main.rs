@@ -6,6 +6,7 @@ mod claim;
 mod enqueue;
 mod explain;
 mod fence;
+mod insights;
 mod leader;
 mod lifecycle;
 mod migrate;

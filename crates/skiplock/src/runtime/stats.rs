@@ -1,0 +1,238 @@
+//! This worker's per-minute statistics, for the dashboard: attempts by
+//! minute, queue, kind and outcome, each with a histogram of queue times
+//! (`run_at` to the attempt's start).
+//!
+//! Counted in memory as outcomes are written (two hooks: the executor says
+//! an attempt started, with its kind and queue time; the completer says how
+//! its outcome was written), and upserted every [`STATS_FLUSH_INTERVAL`]
+//! into rows of `{schema}.stats_minute` that only this worker writes (its
+//! worker id is in the key), with the minute's totals so far: no row is
+//! shared between workers, so writers never wait for each other, and a
+//! write repeated after a lost answer changes nothing. The leader merges
+//! the workers' rows of minutes that ended [`STATS_MERGE_AFTER`] ago
+//! (`maintenance/stats.rs`). A minute this worker could not write within
+//! [`STATS_UNWRITTEN_KEEP`] (the database away that long) is dropped, so it
+//! never writes a minute the leader may have merged already.
+//!
+//! docs/DESIGN.md, "Why per-worker statistics rows?", has the numbers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Shared;
+use crate::client::{Outcome, QueueTimeHistogram, StatsOutcome};
+use crate::db::insights::StatsRows;
+use crate::job::{ClaimedJob, JobState, Lease};
+
+/// How often a worker writes its statistics: 2 seconds.
+pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// Distinct kinds a worker names in its statistics: 200. Jobs of further
+/// kinds are counted under `other`, so an enqueuer inventing kinds cannot
+/// grow the table without end.
+pub const STATS_KINDS_MAX: usize = 200;
+/// How long a worker keeps a minute it could not write: 3 minutes, less
+/// than [`STATS_MERGE_AFTER`], so it never writes a minute the leader
+/// merged.
+pub const STATS_UNWRITTEN_KEEP: Duration = Duration::from_secs(180);
+/// How long after a minute ends the leader merges the workers' rows of it:
+/// 5 minutes.
+pub const STATS_MERGE_AFTER: Duration = Duration::from_secs(300);
+/// Attempts remembered between their start and their written outcome, at
+/// most (a bound for attempts whose outcome is never written here: given
+/// up at shutdown, or stale).
+const STARTED_MAX: usize = 1_000_000;
+
+type Key = (i64, Arc<str>, Arc<str>, StatsOutcome);
+
+#[derive(Default)]
+struct Cell {
+    n: i64,
+    queue_time: QueueTimeHistogram,
+    /// Bumped at each change; a write clears `dirty` only if it wrote the
+    /// version it read.
+    version: u64,
+    written: u64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Attempts started and not yet finished: their kind and queue time.
+    started: HashMap<Lease, (Arc<str>, Duration)>,
+    /// Kinds named so far (at most [`STATS_KINDS_MAX`]).
+    kinds: HashSet<Arc<str>>,
+    queues: HashSet<Arc<str>>,
+    cells: BTreeMap<Key, Cell>,
+}
+
+/// A worker's statistics in memory.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    state: Mutex<State>,
+}
+
+fn intern(set: &mut HashSet<Arc<str>>, name: &str, max: usize) -> Arc<str> {
+    if let Some(s) = set.get(name) {
+        return s.clone();
+    }
+    if set.len() >= max {
+        return Arc::from(crate::metrics::KIND_OTHER);
+    }
+    let s: Arc<str> = Arc::from(name);
+    set.insert(s.clone());
+    s
+}
+
+fn minute_of(t: DateTime<Utc>) -> i64 {
+    let s = t.timestamp();
+    s - s.rem_euclid(60)
+}
+
+impl Recorder {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// An attempt started: remember its kind and queue time until its
+    /// outcome is written.
+    pub fn started(&self, job: &ClaimedJob) {
+        let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
+        let mut st = self.state();
+        if st.started.len() >= STARTED_MAX {
+            st.started.clear();
+        }
+        let kind = intern(&mut st.kinds, &job.kind, STATS_KINDS_MAX);
+        st.started.insert(job.lease, (kind, wait));
+    }
+
+    /// An attempt's outcome was written as `state`: count it in this minute.
+    pub fn finished(&self, lease: Lease, queue: &str, outcome: &Outcome, state: JobState) {
+        let mut st = self.state();
+        let Some((kind, wait)) = st.started.remove(&lease) else { return };
+        let counted = match (outcome, state) {
+            (Outcome::Completed, _) => StatsOutcome::Completed,
+            (_, JobState::Discarded) => StatsOutcome::Discarded,
+            (_, JobState::Cancelled) => StatsOutcome::Cancelled,
+            (Outcome::Failed { .. }, _) => StatsOutcome::Retried,
+            (Outcome::Snoozed(_), _) => StatsOutcome::Snoozed,
+            _ => return, // released: the attempt did not count
+        };
+        let queue = intern(&mut st.queues, queue, usize::MAX);
+        let cell = st.cells.entry((minute_of(Utc::now()), queue, kind, counted)).or_default();
+        cell.n += 1;
+        cell.queue_time.record(wait);
+        cell.version += 1;
+    }
+
+    /// An attempt's outcome will not be written by this worker (stale).
+    pub fn forget(&self, lease: Lease) {
+        self.state().started.remove(&lease);
+    }
+
+    /// The cells changed since their last write, as rows, with the versions
+    /// read.
+    fn changed(&self) -> (StatsRows, Vec<(Key, u64)>) {
+        let st = self.state();
+        let mut rows = StatsRows::default();
+        let mut keys = Vec::new();
+        for (key, cell) in st.cells.iter().filter(|(_, c)| c.version != c.written) {
+            rows.minutes.push(DateTime::from_timestamp(key.0, 0).unwrap_or_default());
+            rows.queues.push(key.1.to_string());
+            rows.kinds.push(key.2.to_string());
+            rows.outcomes.push(key.3.as_str());
+            rows.counts.push(cell.n);
+            rows.hists.push(cell.queue_time.to_literal());
+            keys.push((key.clone(), cell.version));
+        }
+        (rows, keys)
+    }
+
+    /// Records what was written, and drops the minutes that are over and
+    /// written, or too old to write.
+    fn written(&self, keys: &[(Key, u64)], now: DateTime<Utc>) {
+        let mut st = self.state();
+        for (key, version) in keys {
+            if let Some(c) = st.cells.get_mut(key) {
+                c.written = *version;
+            }
+        }
+        let this_minute = minute_of(now);
+        let too_old = now.timestamp() - STATS_UNWRITTEN_KEEP.as_secs() as i64;
+        st.cells.retain(|k, c| k.0 >= this_minute || (c.version != c.written && k.0 >= too_old));
+    }
+}
+
+/// The statistics writer: every [`STATS_FLUSH_INTERVAL`], and once more at
+/// shutdown.
+pub(crate) async fn run(sh: Arc<Shared>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = sh.services_stop.cancelled() => true,
+            _ = tokio::time::sleep(STATS_FLUSH_INTERVAL) => false,
+        };
+        let flushed = tokio::time::timeout(STATS_FLUSH_INTERVAL, flush(&sh)).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "statistics not written; trying again"),
+            Err(_) => tracing::debug!("writing statistics timed out; trying again"),
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn flush(sh: &Shared) -> crate::Result<()> {
+    let (rows, keys) = sh.stats.changed();
+    if !keys.is_empty() {
+        let db = sh.client.db().await?;
+        crate::db::insights::stats_write(&db, sh.client.stmts(), &sh.cfg.worker_id, &rows)
+            .await
+            .map_err(|e| sh.client.pg(e))?;
+    }
+    sh.stats.written(&keys, Utc::now());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_counted_per_minute_and_forgotten_once_written() {
+        let r = Recorder::default();
+        let mut job = ClaimedJob::for_test(1);
+        job.run_at = job.attempted_at - chrono::TimeDelta::milliseconds(40);
+        r.started(&job);
+        r.finished(job.lease, "default", &Outcome::Completed, JobState::Completed);
+        r.finished(job.lease, "default", &Outcome::Completed, JobState::Completed); // once only
+        let (rows, keys) = r.changed();
+        assert_eq!(rows.counts, vec![1]);
+        assert_eq!(rows.outcomes, vec!["completed"]);
+        assert_eq!(rows.kinds, vec!["test"]);
+        let ms = QueueTimeHistogram::from_buckets(
+            rows.hists[0].trim_matches(['{', '}']).split(',').map(|n| n.parse().unwrap()).collect(),
+        )
+        .percentile(0.5)
+        .unwrap()
+        .as_millis();
+        assert!((36..=44).contains(&ms), "{ms}");
+        // Written: nothing changed since, and the minute is kept until over.
+        r.written(&keys, Utc::now());
+        assert!(r.changed().1.is_empty());
+        r.written(&[], Utc::now() + chrono::TimeDelta::seconds(120));
+        assert!(r.state().cells.is_empty());
+    }
+
+    #[test]
+    fn kinds_past_the_limit_count_as_other() {
+        let mut set = HashSet::new();
+        for i in 0..STATS_KINDS_MAX {
+            intern(&mut set, &format!("k{i}"), STATS_KINDS_MAX);
+        }
+        assert_eq!(&*intern(&mut set, "one-more", STATS_KINDS_MAX), "other");
+        assert_eq!(&*intern(&mut set, "k3", STATS_KINDS_MAX), "k3");
+    }
+}
