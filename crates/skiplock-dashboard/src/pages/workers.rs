@@ -1,0 +1,68 @@
+//! The workers: the live processes of the workers registry, their queues
+//! and slots, what they run, their last heartbeat; and the health of the
+//! figures (who leads, how fresh the depth count is).
+
+use askama::Template;
+use axum::response::Response;
+use chrono::Utc;
+
+use super::{Ctx, Layout, When, human};
+
+/// A worker's line.
+pub(crate) struct Line {
+    pub id: String,
+    pub host: String,
+    pub pid: i32,
+    pub queues: Vec<(String, i64)>,
+    pub running: i32,
+    pub slots: i64,
+    pub started: When,
+    pub seen: When,
+    pub leader: bool,
+    pub lease: String,
+}
+
+#[derive(Template)]
+#[template(path = "workers.html")]
+struct WorkersPage {
+    l: Layout,
+    rows: Vec<Line>,
+    leader: Option<String>,
+    leader_until: Option<When>,
+    counted: Option<When>,
+    count_took: Option<String>,
+}
+
+/// `GET /workers`.
+pub(crate) async fn page(ctx: Ctx) -> Response {
+    let c = &ctx.app.client;
+    let (workers, leader, depth) = match tokio::try_join!(c.workers(), c.leader(), c.queue_depth()) {
+        Ok(x) => x,
+        Err(e) => return ctx.error(e),
+    };
+    let now = depth.db_now.unwrap_or_else(Utc::now);
+    let rows = workers
+        .iter()
+        .map(|w| Line {
+            id: w.id.clone(),
+            host: w.host.clone(),
+            pid: w.pid,
+            queues: w.queues.clone(),
+            running: w.running,
+            slots: w.queues.iter().map(|(_, n)| n).sum(),
+            started: When::of(w.started_at, now),
+            seen: When::of(w.seen_at, now),
+            leader: w.leader,
+            lease: human(w.lease),
+        })
+        .collect();
+    let page = WorkersPage {
+        l: ctx.layout("workers", "Workers"),
+        rows,
+        leader: leader.as_ref().map(|l| l.id.clone()),
+        leader_until: leader.as_ref().map(|l| When::of(l.expires_at, now)),
+        counted: When::opt(depth.counted_at, now),
+        count_took: depth.took.map(human),
+    };
+    ctx.render(page.render())
+}
