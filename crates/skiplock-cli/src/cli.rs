@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{bench, demo, enqueue, exec_guard, jobs, migrate, queues, stats, work};
+use crate::cmd::{bench, dashboard, demo, enqueue, exec_guard, jobs, migrate, queues, stats, work};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,6 +17,7 @@ Examples:
   skiplock jobs show 42
   skiplock stats
   skiplock queues pause mail
+  skiplock dashboard                  # the web dashboard on http://127.0.0.1:8080/
   skiplock work --queue mail --exec ./send.sh  # runs the script per job, args on stdin";
 
 /// skiplock: a PostgreSQL job queue built on FOR UPDATE SKIP LOCKED.
@@ -75,6 +76,8 @@ pub enum Command {
     /// List queues, pause and resume them
     #[command(subcommand)]
     Queues(queues::Command),
+    /// Serve the web dashboard: overview, jobs, queues, periodic jobs, workers
+    Dashboard(dashboard::Args),
     /// Run a self-contained demo: a private PostgreSQL, thousands of jobs, a worker
     Demo(demo::Args),
     /// Measure throughput and latency beside the bare-SQL ceiling (docs/BENCHMARKS.md)

@@ -41,13 +41,24 @@ const POOL_SIZE: usize = 10;
 /// at exit (also on ctrl-c); with one, it uses that database (queues demo-mail
 /// and demo-media of the --schema).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  skiplock demo\n  skiplock demo --jobs 50000\n  skiplock demo --json")]
+#[command(after_help = "Examples:\n  skiplock demo\n  skiplock demo --jobs 50000\n  skiplock demo --json\n  \
+                         skiplock demo --dashboard            # then open the address it prints")]
 pub struct Args {
     /// Jobs to enqueue and work off
     #[arg(long, value_name = "N", default_value_t = JOBS_DEFAULT,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     jobs: u32,
+    /// Serve the web dashboard too, and keep the cluster and the worker running (with a trickle of
+    /// new jobs) until ctrl-c
+    #[arg(long)]
+    dashboard: bool,
+    /// Where the dashboard listens (loopback only; a free port if the default is taken)
+    #[arg(long, value_name = "ADDR", default_value = super::dashboard::LISTEN_DEFAULT, requires = "dashboard")]
+    listen: std::net::SocketAddr,
 }
+
+/// New jobs per second while the dashboard demo keeps running.
+const TRICKLE_PER_SEC: u32 = 20;
 
 #[derive(Serialize)]
 struct Summary {
@@ -88,6 +99,66 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         say("stopped and removed the private cluster");
     }
     result
+}
+
+/// Starts the dashboard on loopback for the demo; its address.
+async fn dashboard(
+    client: &skiplock::Client,
+    args: &Args,
+    stop: &CancellationToken,
+    say: impl Fn(&str),
+) -> Result<String> {
+    anyhow::ensure!(args.listen.ip().is_loopback(), "the demo's dashboard listens on a loopback address only");
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(_) if args.listen.to_string() == super::dashboard::LISTEN_DEFAULT => {
+            tokio::net::TcpListener::bind((args.listen.ip(), 0)).await.context("cannot listen on loopback")?
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {}", args.listen)),
+    };
+    let addr = format!("http://{}/", listener.local_addr()?);
+    let d = super::dashboard::build(client.clone(), &super::dashboard::Args::local(args.listen))?;
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::dashboard::serve(listener, d, stop).await {
+            tracing::error!(error = %e, "the demo's dashboard stopped");
+        }
+    });
+    say(&format!("dashboard at {addr}"));
+    Ok(addr)
+}
+
+/// Enqueues a few jobs a second (a tenth fail once, some tagged) until
+/// `stop`, so the dashboard has something to show.
+async fn trickle(client: &skiplock::Client, stop: &CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n = 0u32;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let jobs: Result<Vec<NewJob>, _> = (0..TRICKLE_PER_SEC)
+            .map(|_| {
+                n = n.wrapping_add(1);
+                let args = worker::DemoArgs { n, fail_once: n % 10 == 3 };
+                let opts = if n % 25 == 0 { EnqueueOptions::new().tag("vip") } else { EnqueueOptions::new() };
+                if n % 2 == 0 {
+                    NewJob::typed(&worker::SendEmail(args), opts)
+                } else {
+                    NewJob::typed(&worker::Thumbnail(args), opts)
+                }
+            })
+            .collect();
+        match jobs {
+            Ok(jobs) => {
+                if let Err(e) = client.enqueue_many(jobs).await {
+                    tracing::warn!(error = %e, "demo trickle not enqueued");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "demo trickle not built"),
+        }
+    }
 }
 
 /// Cancels `stop` on ctrl-c or SIGTERM.
@@ -158,7 +229,8 @@ async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: 
     let tally = Arc::new(worker::Tally::new(total));
     let queues: Vec<String> = QUEUES.iter().map(|q| (*q).to_owned()).collect();
     let started = Instant::now();
-    let work = worker::start(client.clone(), tally.clone())?;
+    let work = worker::start(client.clone(), tally.clone(), args.dashboard)?;
+    let server = if args.dashboard { Some(dashboard(&client, args, stop, &say).await?) } else { None };
     say(&format!("working with skiplock::Worker, {} jobs at once per queue ...", worker::CONCURRENCY));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
     let mut last = 0u64;
@@ -178,10 +250,19 @@ async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: 
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    if outcome.is_err() {
+    if let (Some(server), Ok(())) = (&server, &outcome) {
+        say(&format!(
+            "all {total} jobs done; the dashboard stays up at {server} with {TRICKLE_PER_SEC} new jobs a second: ctrl-c to stop"
+        ));
+        trickle(&client, stop).await;
+    }
+    if outcome.is_err() || server.is_some() {
         work.stop_now();
     }
     work.shutdown().await;
+    if server.is_some() {
+        return Ok(());
+    }
     outcome?;
 
     let finished = tally.finished.load(Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! connection and where it points.
 
 pub mod bench;
+pub mod dashboard;
 pub mod demo;
 pub mod enqueue;
 pub mod exec_guard;
@@ -83,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(cmd) => jobs::run(&ctx, cmd).await,
         Command::Stats(args) => stats::run(&ctx, args).await,
         Command::Queues(cmd) => queues::run(&ctx, cmd).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
         Command::Work(args) => work::run(&ctx, args).await,

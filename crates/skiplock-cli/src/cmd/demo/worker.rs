@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use skiplock::{Client, Event, Job, JobContext, JobError, JobState, Worker, WorkerHandle};
+use skiplock::{Client, EnqueueOptions, Event, Job, JobContext, JobError, JobState, PeriodicJob, Worker, WorkerHandle};
 use tokio::sync::Notify;
 
 /// Jobs of each queue running at once.
@@ -81,9 +81,18 @@ impl Tally {
     }
 }
 
+/// How often the dashboard demo's periodic job runs.
+const DIGEST_EVERY: Duration = Duration::from_secs(30);
+
 /// Starts the worker on both demo queues; the tally follows its events.
-pub fn start(client: Client, tally: Arc<Tally>) -> Result<WorkerHandle> {
-    let worker = Worker::builder(client)
+/// With `periodic`, a periodic job too (for the dashboard to show).
+pub fn start(client: Client, tally: Arc<Tally>, periodic: bool) -> Result<WorkerHandle> {
+    let mut builder = Worker::builder(client);
+    if periodic {
+        let digest = SendEmail(DemoArgs { n: 0, fail_once: false });
+        builder = builder.periodic(PeriodicJob::every("demo-digest", DIGEST_EVERY).job(&digest, EnqueueOptions::new()));
+    }
+    let worker = builder
         .queue(SendEmail::QUEUE, CONCURRENCY)
         .queue(Thumbnail::QUEUE, CONCURRENCY)
         .scheduler_interval(Duration::from_millis(100))
