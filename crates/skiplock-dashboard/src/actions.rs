@@ -50,8 +50,8 @@ fn check(ctx: &Ctx, p: &Params, action: Action) -> Result<(), Box<Response>> {
 fn done(ctx: &Ctx, to: Option<&str>, message: &str) -> Response {
     let base = &ctx.info.base;
     let to = match to {
-        Some(t) if t.starts_with(&format!("{base}/")) && !t.starts_with("//") && !t.contains('\\') => t.to_owned(),
-        _ => format!("{base}/"),
+        Some(t) if crate::pages::inside(base, t) => t.to_owned(),
+        _ => crate::pages::home(base),
     };
     let mut res = Redirect::to(&to).into_response();
     res.headers_mut().append(header::SET_COOKIE, crate::auth::flash(base, message));

@@ -97,7 +97,7 @@ fn cookie_header(name: &str, value: &str, path: &str, extra: &str) -> HeaderValu
 }
 
 fn cookie_path(base: &str) -> String {
-    if base.is_empty() { "/".to_owned() } else { format!("{base}/") }
+    crate::pages::home(base)
 }
 
 /// Sets the confirmation shown by the next page.
@@ -209,8 +209,8 @@ struct LoginPage<'a> {
 /// A `next` that stays inside the dashboard.
 fn safe_next(base: &str, next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with(&format!("{base}/")) && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => format!("{base}/"),
+        Some(n) if crate::pages::inside(base, n) => n.to_owned(),
+        _ => crate::pages::home(base),
     }
 }
 
@@ -287,7 +287,8 @@ mod tests {
     #[test]
     fn next_stays_inside() {
         assert_eq!(safe_next("/admin", Some("/admin/jobs?x=1")), "/admin/jobs?x=1");
-        assert_eq!(safe_next("/admin", Some("https://evil.example/")), "/admin/");
+        assert_eq!(safe_next("/admin", Some("https://evil.example/")), "/admin");
+        assert_eq!(safe_next("/admin", Some("/adminx")), "/admin");
         assert_eq!(safe_next("", Some("//evil.example/")), "/");
     }
 

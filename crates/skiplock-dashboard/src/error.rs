@@ -78,6 +78,7 @@ impl IntoResponse for PageError<'_> {
 struct ErrorPage<'a> {
     title: &'a str,
     base: &'a str,
+    home: String,
     status: u16,
     reason: &'a str,
     message: &'a str,
@@ -88,6 +89,7 @@ pub(crate) fn page(status: StatusCode, app: &App, base: &str, message: &str) -> 
     let p = ErrorPage {
         title: &app.title,
         base,
+        home: crate::pages::home(base),
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
         message,

@@ -57,6 +57,7 @@ impl Ctx {
             title: self.app.title.clone(),
             heading: heading.into(),
             base: self.info.base.clone(),
+            home: home(&self.info.base),
             nav,
             csrf: self.info.csrf.clone(),
             flash: self.info.flash.clone(),
@@ -88,6 +89,8 @@ pub(crate) struct Layout {
     pub title: String,
     pub heading: String,
     pub base: String,
+    /// The overview's path.
+    pub home: String,
     /// Which tab is current.
     pub nav: &'static str,
     pub csrf: String,
@@ -102,6 +105,20 @@ impl Layout {
     pub fn current(&self, name: &str) -> &'static str {
         if self.nav == name { "page" } else { "false" }
     }
+}
+
+/// The overview's path: the base itself when nested (`/admin/queue`; a
+/// nested router does not answer `/admin/queue/`), else `/`.
+pub(crate) fn home(base: &str) -> String {
+    if base.is_empty() { "/".to_owned() } else { base.to_owned() }
+}
+
+/// Whether `to` is a path inside the dashboard (for redirects).
+pub(crate) fn inside(base: &str, to: &str) -> bool {
+    let rest = if base.is_empty() { Some(to) } else { to.strip_prefix(base) };
+    rest.is_some_and(|r| (r.is_empty() || r.starts_with('/') || r.starts_with('?')) && !to.starts_with("//"))
+        && to.starts_with('/')
+        && !to.contains('\\')
 }
 
 /// Unknown paths.

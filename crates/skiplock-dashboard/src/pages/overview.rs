@@ -55,6 +55,7 @@ pub(crate) struct WorkerLine {
 /// The live part of the overview.
 pub(crate) struct Live {
     pub base: String,
+    pub home: String,
     pub queue: String,
     pub queues: Vec<QueueRow>,
     pub figures: Vec<Figure>,
@@ -231,6 +232,7 @@ pub(crate) async fn load(app: &App, base: &str, queue: Option<&str>) -> Result<L
         .collect();
     Ok(Live {
         base: base.to_owned(),
+        home: super::home(base),
         queue: queue.unwrap_or("").to_owned(),
         queues,
         figures,
