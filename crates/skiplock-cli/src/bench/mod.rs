@@ -14,12 +14,14 @@
 //! | `latency.rs`, `latency/*.sql` | W3: enqueue-to-start latency at a fixed rate |
 //! | `depth.rs`, `depth/*.sql` | W4: claim latency and drain rate as the backlog grows |
 //! | `churn.rs`, `churn/*.sql` | W5: the hot table's size while a million jobs pass |
+//! | `dashboard.rs`, `dashboard/*.sql` | W6: dashboard pages beside a million archived jobs |
 //! | `stats.rs`, `report.rs` | medians, spreads, percentiles; tables and JSON |
 //!
 //! docs/BENCHMARKS.md describes the method and holds the numbers.
 
 mod ceiling;
 mod churn;
+mod dashboard;
 mod db;
 mod depth;
 mod drain;
@@ -76,6 +78,10 @@ pub struct Scale {
     pub churn_jobs: u64,
     /// W5: jobs kept waiting.
     pub churn_backlog: u64,
+    /// W6: archived jobs beside the dashboard.
+    pub dashboard_archived: u64,
+    /// W6: requests per page per run.
+    pub dashboard_requests: usize,
 }
 
 /// Runs of each workload in a full run: the machines are noisy, so the
@@ -100,6 +106,8 @@ impl Scale {
             depth_drain: 50_000,
             churn_jobs: 1_000_000,
             churn_backlog: 20_000,
+            dashboard_archived: 1_000_000,
+            dashboard_requests: 50,
         }
     }
 
@@ -121,6 +129,8 @@ impl Scale {
             depth_drain: 2_000,
             churn_jobs: 20_000,
             churn_backlog: 2_000,
+            dashboard_archived: 20_000,
+            dashboard_requests: 5,
         }
     }
 }
@@ -169,7 +179,7 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
         loadavg()
     ));
     let mut chosen = if args.workload.is_empty() {
-        vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4, Workload::W5]
+        vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4, Workload::W5, Workload::W6]
     } else {
         args.workload.clone()
     };
@@ -195,6 +205,7 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
             Workload::W3 => latency::run(&db, &scale).await,
             Workload::W4 => depth::run(&db, &scale).await,
             Workload::W5 => churn::run(&db, &scale).await,
+            Workload::W6 => dashboard::run(&db, &scale).await,
         }
         .with_context(|| format!("workload {w:?} failed"))?;
         section.load_before = load_before;

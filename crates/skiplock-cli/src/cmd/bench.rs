@@ -22,7 +22,7 @@ Examples:
 
 /// Measures skiplock against the bare SQL of a SKIP LOCKED queue (the
 /// ceiling) on the same database in the same run: W1 enqueue, W2 drain,
-/// W3 latency, W4 depth, W5 churn. Each workload runs several times and
+/// W3 latency, W4 depth, W5 churn, W6 dashboard. Each workload runs several times and
 /// prints the median and spread.
 ///
 /// Without --database-url it starts a private, durable PostgreSQL cluster
@@ -67,6 +67,8 @@ pub enum Workload {
     W4,
     /// Churn: hot table size before and after a million jobs
     W5,
+    /// Dashboard: page render times beside a million archived jobs
+    W6,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
