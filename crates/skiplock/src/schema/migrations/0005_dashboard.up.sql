@@ -135,8 +135,12 @@ DECLARE
     -- With a tag or a document to contain, the GIN index finds the matches
     -- and they are sorted: walking the id index instead would read a whole
     -- partition that has none (a tag only failed jobs carry, say). `id + 0`
-    -- keeps the id index from being used for the order.
-    ord text := CASE WHEN p_tag IS NOT NULL OR p_args IS NOT NULL THEN '(id + 0)' ELSE 'id' END;
+    -- keeps the id index from being used for the order. Without the GIN
+    -- index (an operator may drop it to make finishes cheaper: OPERATIONS.md)
+    -- the id walk is the better plan.
+    ord text := CASE WHEN (p_tag IS NOT NULL AND to_regclass('{schema}.jobs_archive_tags_idx') IS NOT NULL)
+                       OR (p_args IS NOT NULL AND to_regclass('{schema}.jobs_archive_args_idx') IS NOT NULL)
+                     THEN '(id + 0)' ELSE 'id' END;
     filters text := {schema}.jobs_search_states(p_states) || '
           AND ($2::text IS NULL OR queue = $2)
           AND ($3::text IS NULL OR kind = $3)
