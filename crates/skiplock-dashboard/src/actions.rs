@@ -12,7 +12,7 @@ use skiplock::{BULK_MAX_DEFAULT, BulkAction, CancelResult};
 use crate::Action;
 use crate::auth::same;
 use crate::error::AppError;
-use crate::pages::jobs::{ConfirmPage, describe};
+use crate::pages::jobs::{ConfirmPage, capital, describe};
 use crate::pages::{Ctx, count};
 use crate::params::{Filters, Params};
 
@@ -45,6 +45,17 @@ fn check(ctx: &Ctx, p: &Params, action: Action) -> Result<(), Box<Response>> {
     Ok(())
 }
 
+/// The job action a form asks for, if it may be done.
+fn job_action(ctx: &Ctx, p: &Params) -> Result<BulkAction, Box<Response>> {
+    let action: BulkAction = p
+        .get("action")
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: skiplock::Error| Box::new(ctx.error(AppError::Bad(e.to_string()))))?;
+    check(ctx, p, needs(action))?;
+    Ok(action)
+}
+
 /// Back to `to` (a path inside the dashboard, else its overview), with the
 /// confirmation `message`.
 fn done(ctx: &Ctx, to: Option<&str>, message: &str) -> Response {
@@ -65,13 +76,10 @@ fn plural(n: usize, one: &str) -> String {
 /// `POST /jobs/act`: `action` on the jobs `ids` (one, or a selection).
 pub(crate) async fn jobs_act(ctx: Ctx, body: Bytes) -> Response {
     let p = Params::parse(&body);
-    let action: BulkAction = match p.get("action").unwrap_or("").parse() {
+    let action = match job_action(&ctx, &p) {
         Ok(a) => a,
-        Err(e) => return ctx.error(AppError::Bad(e.to_string())),
+        Err(r) => return *r,
     };
-    if let Err(r) = check(&ctx, &p, needs(action)) {
-        return *r;
-    }
     let ids: Result<Vec<i64>, _> = p.all("ids").into_iter().map(str::parse::<i64>).collect();
     let ids = match ids {
         Ok(ids) if !ids.is_empty() => ids,
@@ -155,22 +163,14 @@ pub(crate) async fn jobs_act(ctx: Ctx, body: Bytes) -> Response {
     done(&ctx, Some(&back), &message)
 }
 
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-}
-
 /// `POST /jobs/bulk`: `action` on every job the filters match, up to
 /// `max_id` (from the count shown before), at most [`BULK_MAX_DEFAULT`].
 pub(crate) async fn jobs_bulk(ctx: Ctx, body: Bytes) -> Response {
     let p = Params::parse(&body);
-    let action: BulkAction = match p.get("action").unwrap_or("").parse() {
+    let action = match job_action(&ctx, &p) {
         Ok(a) => a,
-        Err(e) => return ctx.error(AppError::Bad(e.to_string())),
+        Err(r) => return *r,
     };
-    if let Err(r) = check(&ctx, &p, needs(action)) {
-        return *r;
-    }
     let f = Filters::from(&p);
     let mut search = match f.search() {
         Ok(s) => s,

@@ -263,7 +263,8 @@ pub(crate) async fn bulk_confirm(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
     ctx.render(page.render())
 }
 
-fn capital(s: &str) -> String {
+/// `s` with its first letter upper case.
+pub(crate) fn capital(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
