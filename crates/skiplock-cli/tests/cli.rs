@@ -569,3 +569,17 @@ async fn demo_removes_its_cluster_on_ctrl_c() {
     assert!(rest.contains("stopped and removed the private cluster"), "{rest}");
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
+
+/// `skiplock dashboard` serves nobody beyond this machine without
+/// authentication, and says how to give it.
+#[tokio::test]
+async fn the_dashboard_refuses_a_network_address_without_authentication() {
+    let url = Some("postgres://nobody@127.0.0.1:1/none");
+    let run = run_with(url, &os(&["dashboard", "--listen", "0.0.0.0:0"]), None).await;
+    let line = run.error_line();
+    assert!(line.contains("without authentication") && line.contains("--token"), "{line}");
+    let run = run_with(url, &os(&["dashboard", "--listen", "127.0.0.1:0", "--basic-auth", "nopass"]), None).await;
+    assert!(run.error_line().contains("USER:PASS"), "{}", run.stderr);
+    let run = run_with(url, &os(&["dashboard", "--listen", "127.0.0.1:0", "--allow", "retry,drop"]), None).await;
+    assert!(run.error_line().contains("\"drop\" is not an action"), "{}", run.stderr);
+}
