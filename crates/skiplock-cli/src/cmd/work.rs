@@ -53,12 +53,13 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// `runtime::PRODUCERS_PER_QUEUE` (fewer when a queue's concurrency is lower).
 const PRODUCERS_PER_QUEUE: usize = 2;
 /// Pool connections used at once besides the producers': two completer
-/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the heartbeat, and
-/// the six maintenance services of `maintenance::spawn` (leader election,
-/// rescuer, scheduler, cron, partitions with the pruner, vacuum), each one
+/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the heartbeat,
+/// the statistics writer (`runtime/stats.rs`), and the seven maintenance
+/// services of `maintenance::spawn` (leader election, rescuer, scheduler,
+/// cron, partitions with the pruner, vacuum, statistics), each one
 /// statement or transaction at a time. The LISTEN connection is not the
 /// pool's; the start-up check is done before the worker starts.
-const POOL_SERVICES: usize = 2 + 1 + 6;
+const POOL_SERVICES: usize = 2 + 1 + 1 + 7;
 
 const EXAMPLES: &str = r#"Examples:
   skiplock work --queue default --exec './handle-job.py'
@@ -425,7 +426,7 @@ fn guard_program() -> Result<PathBuf> {
 /// The connections the worker's pool may open: as many as may be in use at
 /// once, so that the heartbeat never waits for one behind the producers
 /// (a wait of up to the pool timeout, beyond which leases are lost):
-/// `queues × min(2, concurrency) + 9`.
+/// `queues × min(2, concurrency) + 11`.
 fn pool_size(queues: usize, concurrency: usize) -> usize {
     queues * PRODUCERS_PER_QUEUE.min(concurrency) + POOL_SERVICES
 }
@@ -498,10 +499,11 @@ mod tests {
     #[test]
     fn the_pool_has_a_connection_for_everything_that_may_query_at_once() {
         // Two producers per queue (one below concurrency 2), two completer
-        // flushes, the heartbeat, six maintenance services.
-        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 6);
-        assert_eq!(pool_size(10, 20), 20 + 9);
-        assert_eq!(pool_size(3, 1), 3 + 9);
+        // flushes, the heartbeat, the statistics writer, seven maintenance
+        // services.
+        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 1 + 7);
+        assert_eq!(pool_size(10, 20), 20 + 11);
+        assert_eq!(pool_size(3, 1), 3 + 11);
     }
 
     #[test]
