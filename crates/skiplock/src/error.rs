@@ -107,14 +107,6 @@ impl Error {
         }
     }
 
-    /// Classifies a statement's failure.
-    pub(crate) fn from_db(e: crate::db::DbError, schema: &str) -> Self {
-        match e {
-            crate::db::DbError::Pg(e) => Error::from_pg(e, schema),
-            crate::db::DbError::Timeout(after) => Error::Timeout { after },
-        }
-    }
-
     /// Classifies a driver error by its SQLSTATE.
     pub(crate) fn from_pg(e: tokio_postgres::Error, schema: &str) -> Self {
         use tokio_postgres::error::SqlState;
@@ -171,6 +163,15 @@ fn is_io(e: &tokio_postgres::Error) -> bool {
         src = s.source();
     }
     false
+}
+
+/// A driver error outside a statement of the catalogue (reading a column,
+/// a transaction's commit): classified as [`Error::from_pg`] does, without
+/// a schema to name.
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::from_pg(e, "")
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for Error {

@@ -45,38 +45,47 @@
 mod client;
 mod db;
 mod error;
+mod events;
 mod handler;
+mod host;
 mod job;
 mod maintenance;
 mod metrics;
 mod notify;
+mod redact;
 mod runtime;
 mod schema;
-#[cfg(feature = "sqlx")]
-mod sqlx_support;
+mod service;
 mod validate;
 mod worker;
 
-pub use client::redact_credentials;
 pub use client::{
-    CancelResult, Client, ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport,
-    HeartbeatReport, JobFilter, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PromoteReport, QueueInfo,
-    QueueStats, RescueReport, STATEMENT_TIMEOUT_DEFAULT,
+    CancelResult, Client, ClientBuilder, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobFilter,
+    LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PeriodicInfo, PromoteReport,
+    QueueInfo, QueueStats, RescueReport, STATEMENT_TIMEOUT_DEFAULT,
 };
 pub use db::StatementMode;
+pub use db::job::ERROR_TEXT_MAX;
 pub use error::{Error, Result};
+pub use events::{Event, WakeSource};
 pub use handler::{CancelReason, JobContext, JobError};
-pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
+pub use job::{AttemptError, ClaimedJob, Enqueued, Finish, Job, JobRow, JobState, Lease, Outcome};
 pub use maintenance::{
     ANALYZE_CHANGED_MIN, ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX,
     ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT, ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, LEADER_LEASE_DEFAULT,
-    LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed,
-    PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
-    PeriodicJob, PeriodicReport, PeriodicRun, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
+    LEADER_LEASE_MAX, LEADER_LEASE_MIN, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed,
+    PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicJob,
+    PeriodicReport, PeriodicRun, RESCUE_INTERVAL_DEFAULT, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
+    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, SCHEDULER_INTERVAL_DEFAULT, UNIQUE_PRUNE_BATCH,
+    VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
 };
+pub use redact::redact_credentials;
+pub use runtime::WorkerHandle;
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
-pub use runtime::{Event, WakeSource, WorkerHandle};
+pub use runtime::config::{
+    CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
+    Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT,
+};
 pub use schema::{
     MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
     version as schema_version,
@@ -86,11 +95,7 @@ pub use validate::{
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,
     UNIQUE_PERIOD_MIN,
 };
-pub use worker::{
-    CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
-    Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, RESCUE_INTERVAL_DEFAULT,
-    SCHEDULER_INTERVAL_DEFAULT, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT, Worker, WorkerBuilder,
-};
+pub use worker::{Worker, WorkerBuilder};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
