@@ -23,6 +23,19 @@ pub(crate) async fn elect(on: On<'_>, id: &str, lease_ms: i64, lock_timeout: &st
     rows.first().map(held).transpose()
 }
 
+/// The backend pid of the connection `on` runs on.
+pub(crate) async fn backend(on: On<'_>) -> Result<i32> {
+    let rows = on.run(&on.s.leader_backend, &[]).await?;
+    Ok(rows.first().expect("one row").try_get(0)?)
+}
+
+/// Ends the sessions (not themselves waiting on a lock) that keep backend
+/// `waiting` waiting; see `evict.sql`. Returns (pid, signalled) of each.
+pub(crate) async fn evict(on: On<'_>, waiting: i32) -> Result<Vec<(i32, bool)>> {
+    let rows = on.run(&on.s.leader_evict, &[&waiting]).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
 /// Deletes the leader row if `id` holds it; true if it did.
 pub(crate) async fn resign(on: On<'_>, id: &str) -> Result<bool> {
     Ok(!on.run(&on.s.leader_resign, &[&id]).await?.is_empty())

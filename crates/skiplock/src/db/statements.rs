@@ -71,6 +71,8 @@ statements! {
     leader_guard => "leader/guard.sql" [TEXT, TEXT, TEXT, TEXT];
     leader_clock => "leader/clock.sql" [];
     leader_get => "leader/get.sql" [];
+    leader_backend => "leader/backend.sql" [];
+    leader_evict => "leader/evict.sql" [INT4];
     periodic_list => "periodic/list.sql" [TEXT_ARRAY];
     periodic_reset => "periodic/reset.sql" [TEXT, TEXT, TIMESTAMPTZ];
     periodic_advance => "periodic/advance.sql" [TEXT, TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ];

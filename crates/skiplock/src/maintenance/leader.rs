@@ -24,6 +24,9 @@ use crate::events::{Event, Events};
 use crate::service::Service;
 use crate::validate;
 
+/// SQLSTATE of a lock wait ended by `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// Why leadership ended at a resignation (shutdown).
 const RESIGNED: &str = "resigned";
 
@@ -40,11 +43,20 @@ pub const LEADER_LEASE_MIN: Duration = Duration::from_millis(300);
 /// trip; a vanished leader's session ends after that), the whole pass `3L`
 /// on the client's side; an election's lock wait `L/4` (its client gives
 /// up at `L/2`). A takeover therefore waits at most about `L` for a stuck
-/// pass.
+/// pass, except for the one kind the server's limits cannot end: a session
+/// stopped halfway through reading a message from its client (a partition
+/// or a frozen process mid-send), where PostgreSQL ignores the statement
+/// timeout and has not armed the idle one. An election kept waiting for
+/// longer than any pass may last (`3L` from its first lock timeout, which
+/// itself comes after the holder's lease ran out) ends that session
+/// (`db/leader/evict.sql`); its transaction rolls back.
 pub(crate) struct Limits {
     pub pass: db::leader::PassLimits,
     pub client: Duration,
     pub elect_lock: String,
+    /// How long an election waits on a held leader row before it ends the
+    /// session holding it.
+    pub evict_after: Duration,
 }
 
 impl Limits {
@@ -58,6 +70,7 @@ impl Limits {
             },
             client: lease * 3,
             elect_lock: ms(lease / 4),
+            evict_after: lease * 3,
         }
     }
 }
@@ -76,6 +89,9 @@ pub(crate) struct Leadership {
     flag: watch::Sender<bool>,
     /// When the lease runs out by this process's clock.
     deadline: Mutex<Option<Instant>>,
+    /// Since when this process's elections have found the leader row held
+    /// by a pass (lock timeouts in a row).
+    blocked_since: Mutex<Option<Instant>>,
 }
 
 impl Leadership {
@@ -100,6 +116,7 @@ impl Leadership {
             events,
             flag: watch::Sender::new(false),
             deadline: Mutex::new(None),
+            blocked_since: Mutex::new(None),
         })
     }
 
@@ -145,14 +162,29 @@ impl Leadership {
         let sent = Instant::now();
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         // An attempt that hangs must not outlive the lease it would renew.
+        let blocked_for = self.blocked_since.lock().expect("not poisoned").map(|t| t.elapsed());
+        let evict = blocked_for.is_some_and(|b| b >= self.limits.evict_after);
         let attempt = async {
             let conn = db.conn().await?;
-            db::leader::elect(conn.on(), &self.id, lease_ms, &self.limits.elect_lock).await
+            if evict {
+                self.elect_evicting(db, &conn, lease_ms).await
+            } else {
+                db::leader::elect(conn.on(), &self.id, lease_ms, &self.limits.elect_lock).await
+            }
         };
         let outcome = match tokio::time::timeout(self.lease / 2, attempt).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout { after: self.lease / 2 }),
         };
+        {
+            let mut since = self.blocked_since.lock().expect("not poisoned");
+            match &outcome {
+                Err(e) if e.sqlstate() == Some(LOCK_NOT_AVAILABLE) => {
+                    since.get_or_insert_with(Instant::now);
+                }
+                _ => *since = None,
+            }
+        }
         match outcome {
             Ok(Some(held)) => {
                 let left = (held.expires_at - held.db_now).to_std().unwrap_or(Duration::ZERO);
@@ -168,6 +200,44 @@ impl Leadership {
                     self.lost("the lease ran out while it could not be renewed");
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// An election on `conn` while, on a second connection, the sessions
+    /// that keep it waiting on the leader row (and wait on nothing
+    /// themselves) are ended: the election has waited longer than any pass
+    /// may last, so what holds the row is stuck past its own limits.
+    async fn elect_evicting(&self, db: &Db, conn: &db::Conn, lease_ms: i64) -> Result<Option<db::leader::Held>> {
+        let pid = db::leader::backend(conn.on()).await?;
+        let other = db.conn().await?;
+        let elect = db::leader::elect(conn.on(), &self.id, lease_ms, &self.limits.elect_lock);
+        tokio::pin!(elect);
+        // Look for what blocks it a few times while it waits (it must be
+        // waiting already to be seen blocked); the election's own lock
+        // timeout ends the attempt.
+        let step = self.lease / 16;
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut elect => return r,
+                () = tokio::time::sleep(step) => {}
+            }
+            match db::leader::evict(other.on(), pid).await {
+                Ok(ended) if ended.is_empty() => {}
+                Ok(ended) => {
+                    for (pid, _) in &ended {
+                        tracing::warn!(
+                            id = %self.id, pid,
+                            "ended a session that held the leader row past every limit of a pass (a former leader stuck mid-message)"
+                        );
+                    }
+                    return elect.await;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %self.id, error = %e, "could not end the session holding the leader row");
+                    return elect.await;
+                }
             }
         }
     }
