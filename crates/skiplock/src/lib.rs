@@ -22,23 +22,25 @@
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
-//! use std::time::Duration;
+//! use skiplock::{Client, EnqueueOptions, Job, JobContext, JobError, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! struct Hello { name: String }
-//! impl skiplock::Job for Hello { const KIND: &'static str = "hello"; }
+//! impl Job for Hello { const KIND: &'static str = "hello"; }
+//!
+//! async fn hello(job: Hello, _ctx: JobContext) -> Result<(), JobError> {
+//!     println!("hello, {}", job.name);
+//!     Ok(())
+//! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = skiplock::Client::connect("postgres://localhost/app")?;
+//! let client = Client::connect("postgres://localhost/app")?;
 //! client.migrate().await?;
-//! client.enqueue(&Hello { name: "world".into() }, Default::default()).await?;
+//! client.enqueue(&Hello { name: "world".into() }, EnqueueOptions::new()).await?;
 //!
-//! // A worker claims a batch under a lease, runs it, and reports back.
-//! for job in client.claim("default", 10, Duration::from_secs(30), "me").await? {
-//!     let hello: Hello = job.args()?;
-//!     println!("hello, {}", hello.name);
-//!     client.complete(&[job.lease]).await?;
-//! }
+//! // Claims batches under leases, runs handlers, writes outcomes; ctrl-c
+//! // lets running jobs finish, then stops.
+//! Worker::builder(client).queue("default", 10).register::<Hello, _, _>(hello).build()?.run_until_signal().await?;
 //! # Ok(()) }
 //! ```
 
@@ -61,7 +63,7 @@ mod worker;
 
 pub use client::{
     CancelResult, Client, ClientBuilder, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobFilter,
-    LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PeriodicInfo, PromoteReport,
+    LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PeriodicInfo, PromoteReport,
     QueueInfo, QueueStats, RescueReport, STATEMENT_TIMEOUT_DEFAULT,
 };
 pub use db::StatementMode;
@@ -87,7 +89,7 @@ pub use runtime::config::{
     Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use schema::{
-    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
+    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, migrate, migrate_to,
     version as schema_version,
 };
 pub use validate::{
@@ -109,8 +111,10 @@ pub struct OperationsDoctests;
 
 #[doc(hidden)]
 pub mod __private {
-    //! For skiplock's own tests: statement texts, to prepare and EXPLAIN.
+    //! For skiplock's own tests: statement texts, to prepare and EXPLAIN, and
+    //! the migrations' fingerprint, to name test templates.
     use crate::Schema;
+    pub use crate::schema::fingerprint;
     /// (file name, rendered SQL, parameter types) of every statement.
     pub fn statements(schema: &Schema) -> Vec<(&'static str, String, Vec<postgres_types::Type>)> {
         let s = crate::db::Statements::new(schema);

@@ -40,3 +40,17 @@ pub(crate) const SERVICE_PANICS: &str = "skiplock_service_panics_total";
 
 /// The `kind` label of jobs whose kind has no handler of its own.
 pub(crate) const KIND_OTHER: &str = "other";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn operations_md_lists_every_metric() {
+        let ops = include_str!("../../../docs/OPERATIONS.md");
+        let catalogue = include_str!("metrics.rs").split("#[cfg(test)]").next().unwrap();
+        let names: Vec<&str> = catalogue.split('"').filter(|s| s.starts_with("skiplock_")).collect();
+        assert!(names.len() >= 14, "{names:?}");
+        for name in names {
+            assert!(ops.contains(&format!("`{name}`")), "docs/OPERATIONS.md does not list {name}");
+        }
+    }
+}

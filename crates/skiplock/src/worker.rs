@@ -377,7 +377,7 @@ impl Worker {
     pub async fn run_until_signal(self) -> Result<()> {
         let handle = self.start();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::invalid("signal", e))?;
+            .map_err(Error::Signal)?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -21,7 +21,9 @@ mod lifecycle;
 mod sqlx;
 mod wakeups;
 
-pub use admin::{CancelResult, JobFilter, LeaderInfo, PeriodicInfo, QueueInfo, QueueStats};
+pub use admin::{
+    CancelResult, JobFilter, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, PeriodicInfo, QueueInfo, QueueStats,
+};
 pub use builder::ClientBuilder;
 pub use enqueue::{EnqueueOptions, NewJob};
 pub use facade::{Client, Executor, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, STATEMENT_TIMEOUT_DEFAULT};

@@ -1,5 +1,5 @@
 //! The only module that runs SQL. Each statement lives in a `.sql` file beside
-//! the Rust that runs it (`job/claim.sql` next to `job.rs`), rendered once per
+//! the Rust that runs it (`job/finish_claim.sql` next to `job.rs`), rendered once per
 //! schema (`statements.rs`), and is run either as a cached prepared statement
 //! (direct connections) or as an unnamed statement with explicit parameter
 //! types (PgBouncer in transaction mode, and callers' own transactions;
