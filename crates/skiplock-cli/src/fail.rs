@@ -51,17 +51,12 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// One cause's text, and whether it already covered the causes below it.
+/// The library's errors say everything themselves (their text is made in
+/// one place, `skiplock::Error`'s `Display`); a driver error met outside
+/// the library is shown with its causes.
 fn describe(cause: &(dyn StdError + 'static)) -> (String, bool) {
     if let Some(e) = cause.downcast_ref::<skiplock::Error>() {
-        let text = match e {
-            skiplock::Error::NotMigrated { schema, source } => {
-                format!("the skiplock schema {schema:?} is not migrated (run `skiplock migrate`): {}", pg_text(source))
-            }
-            skiplock::Error::Transient(source) => format!("database unavailable: {}", pg_text(source)),
-            skiplock::Error::Database(source) => format!("database: {}", pg_text(source)),
-            other => return (other.to_string(), false),
-        };
-        return (text, true);
+        return (e.to_string(), true);
     }
     if let Some(e) = cause.downcast_ref::<tokio_postgres::Error>() {
         return (pg_text(e), true);
@@ -69,7 +64,8 @@ fn describe(cause: &(dyn StdError + 'static)) -> (String, bool) {
     (cause.to_string(), false)
 }
 
-/// A driver error as a person wants it: the server's message with its detail
+/// A driver error met outside the library (the bench's raw connections) as
+/// a person wants it: the server's message with its detail
 /// and hint, or the client-side failure with its cause.
 fn pg_text(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -104,13 +100,9 @@ pub fn is_connection_error(e: &anyhow::Error) -> bool {
     })
 }
 
-/// A connection error restated with the server it is about.
+/// A connection error with the server it is about in front.
 pub fn at_place(e: &anyhow::Error, place: &str) -> anyhow::Error {
-    let text = one_line(e);
-    let text = ["database unavailable: ", "database: "]
-        .iter()
-        .fold(text, |t, p| t.strip_prefix(p).map_or(t.clone(), str::to_owned));
-    anyhow::anyhow!("cannot use the database at {place}: {text}")
+    anyhow::anyhow!("{place}: {}", one_line(e))
 }
 
 #[cfg(test)]

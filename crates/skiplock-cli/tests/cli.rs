@@ -16,7 +16,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Shared with the library's tests: the template changes with the migrations.
 fn template_key() -> String {
-    format!("skiplock-{}", skiplock::fingerprint())
+    format!("skiplock-{}", skiplock::__private::fingerprint())
 }
 
 async fn fresh() -> TestDatabase {

@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 
 async fn fresh() -> TestDatabase {
-    skiplock_testdb::fresh_database(&format!("skiplock-{}", skiplock::fingerprint()), |url| async move {
+    skiplock_testdb::fresh_database(&format!("skiplock-{}", skiplock::__private::fingerprint()), |url| async move {
         Client::connect(&url)?.migrate().await?;
         Ok(())
     })

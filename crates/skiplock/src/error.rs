@@ -77,9 +77,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The operation was refused because the client or worker is shutting down.
-    #[error("shutting down")]
-    ShuttingDown,
+    /// The signal handlers of [`Worker::run_until_signal`](crate::Worker::run_until_signal)
+    /// could not be installed.
+    #[error("cannot install the signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
 }
 
 /// `Result` with [`Error`].
@@ -104,14 +105,6 @@ impl Error {
                 e.code().map(|c| c.code())
             }
             _ => None,
-        }
-    }
-
-    /// Classifies a statement's failure.
-    pub(crate) fn from_db(e: crate::db::DbError, schema: &str) -> Self {
-        match e {
-            crate::db::DbError::Pg(e) => Error::from_pg(e, schema),
-            crate::db::DbError::Timeout(after) => Error::Timeout { after },
         }
     }
 
@@ -150,16 +143,26 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {
-            s.push_str(" (");
-            s.push_str(detail);
-            s.push(')');
+            s.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            s.push_str(&format!(" (hint: {hint})"));
         }
         return s;
     }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
+    // A failure on our side of the wire: the driver's words and each cause
+    // under them, once.
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        let t = cause.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = cause.source();
     }
+    s
 }
 
 fn is_io(e: &tokio_postgres::Error) -> bool {
@@ -171,6 +174,15 @@ fn is_io(e: &tokio_postgres::Error) -> bool {
         src = s.source();
     }
     false
+}
+
+/// A driver error outside a statement of the catalogue (reading a column,
+/// a transaction's commit): classified as [`Error::from_pg`] does, without
+/// a schema to name.
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::from_pg(e, "")
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for Error {

@@ -66,8 +66,12 @@ impl RunningJob {
         self.token.cancel();
     }
 
+    /// Why the handler was asked to stop: the first reason given, or
+    /// `Shutdown` when its token was cancelled from above (the worker's
+    /// `jobs` token, at shutdown).
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        *self.reason.lock().expect("not poisoned")
+        let given = *self.reason.lock().expect("not poisoned");
+        given.or_else(|| self.token.is_cancelled().then_some(CancelReason::Shutdown))
     }
 }
 

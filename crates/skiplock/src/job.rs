@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -198,6 +199,49 @@ impl ClaimedJob {
             timeout: None,
         }
     }
+}
+
+/// The result of enqueueing one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// The job's id: the new job's, or for a duplicate unique key, the id of
+    /// the unfinished job that holds the key.
+    pub id: i64,
+    /// False when nothing was inserted because of the unique key.
+    pub inserted: bool,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It succeeded: the job is completed.
+    Completed,
+    /// It failed: the job is retried after `retry_in`, or discarded once its
+    /// attempts are used up. `error` joins the job's history.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// Try again after this long without using up an attempt.
+    Snoozed(Duration),
+    /// Stop for good as cancelled; the reason, if any, joins the history.
+    Cancelled(Option<String>),
+    /// Stop for good as discarded; the reason joins the history.
+    Discarded(String),
+    /// Give the job back untouched (available now, attempt not counted):
+    /// what a worker does with jobs it could not finish before shutting down.
+    Released,
+}
+
+/// An attempt's outcome, with the lease it ran under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// The claim's lease.
+    pub lease: Lease,
+    /// How it ended.
+    pub outcome: Outcome,
 }
 
 /// One failed attempt, as kept in a job's error history.

@@ -22,69 +22,80 @@
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
-//! use std::time::Duration;
+//! use skiplock::{Client, EnqueueOptions, Job, JobContext, JobError, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! struct Hello { name: String }
-//! impl skiplock::Job for Hello { const KIND: &'static str = "hello"; }
+//! impl Job for Hello { const KIND: &'static str = "hello"; }
+//!
+//! async fn hello(job: Hello, _ctx: JobContext) -> Result<(), JobError> {
+//!     println!("hello, {}", job.name);
+//!     Ok(())
+//! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = skiplock::Client::connect("postgres://localhost/app")?;
+//! let client = Client::connect("postgres://localhost/app")?;
 //! client.migrate().await?;
-//! client.enqueue(&Hello { name: "world".into() }, Default::default()).await?;
+//! client.enqueue(&Hello { name: "world".into() }, EnqueueOptions::new()).await?;
 //!
-//! // A worker claims a batch under a lease, runs it, and reports back.
-//! for job in client.claim("default", 10, Duration::from_secs(30), "me").await? {
-//!     let hello: Hello = job.args()?;
-//!     println!("hello, {}", hello.name);
-//!     client.complete(&[job.lease]).await?;
-//! }
+//! // Claims batches under leases, runs handlers, writes outcomes; ctrl-c
+//! // lets running jobs finish, then stops.
+//! Worker::builder(client).queue("default", 10).register::<Hello, _, _>(hello).build()?.run_until_signal().await?;
 //! # Ok(()) }
 //! ```
 
 mod client;
 mod db;
 mod error;
+mod events;
 mod handler;
+mod host;
 mod job;
 mod maintenance;
 mod metrics;
 mod notify;
+mod redact;
 mod runtime;
 mod schema;
-#[cfg(feature = "sqlx")]
-mod sqlx_support;
+mod service;
 mod validate;
 mod worker;
 
-pub use client::redact_credentials;
 pub use client::{
     ArgsFilter, BULK_BATCH, BULK_MAX_DEFAULT, BulkAction, BulkReport, COUNT_CAP_DEFAULT, CancelResult, Client,
-    ClientBuilder, ERROR_TEXT_MAX, EnqueueOptions, Enqueued, Executor, Finish, FinishReport, HeartbeatReport, JobCount,
-    JobFilter, JobPage, JobSearch, NewJob, Outcome, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, PeriodicEntry,
-    PromoteReport, QUEUE_TIME_BUCKETS, QUEUE_TIME_BUCKETS_PER_DOUBLING, QueueDepth, QueueInfo, QueueStats,
-    QueueSummary, QueueTimeHistogram, RescueReport, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, STATEMENT_TIMEOUT_DEFAULT,
-    StatsOutcome, StatsPoint, StatsResolution, WorkerInfo,
+    ClientBuilder, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobCount, JobFilter, JobPage, JobSearch,
+    LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT,
+    POOL_TIMEOUT_DEFAULT, PeriodicEntry, PeriodicInfo, PromoteReport, QUEUE_TIME_BUCKETS,
+    QUEUE_TIME_BUCKETS_PER_DOUBLING, QueueDepth, QueueInfo, QueueStats, QueueSummary, QueueTimeHistogram, RescueReport,
+    SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, STATEMENT_TIMEOUT_DEFAULT, StatsOutcome, StatsPoint, StatsResolution,
+    WorkerInfo,
 };
 pub use db::StatementMode;
+pub use db::job::ERROR_TEXT_MAX;
 pub use error::{Error, Result};
+pub use events::{Event, WakeSource};
 pub use handler::{CancelReason, JobContext, JobError};
-pub use job::{AttemptError, ClaimedJob, Job, JobRow, JobState, Lease};
+pub use job::{AttemptError, ClaimedJob, Enqueued, Finish, Job, JobRow, JobState, Lease, Outcome};
 pub use maintenance::{
     ANALYZE_CHANGED_MIN, ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX,
     ARCHIVE_INTERVAL_DEFAULT, ARCHIVE_LOCK_TIMEOUT, ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, LEADER_LEASE_DEFAULT,
-    LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed,
-    PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
-    PeriodicJob, PeriodicReport, PeriodicRun, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, STATS_DEPTH_INTERVAL, STATS_HOUR_RETENTION,
-    STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION, StatsReport, UNIQUE_PRUNE_BATCH,
-    VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
+    LEADER_LEASE_MAX, LEADER_LEASE_MIN, Maintenance, MaintenanceBuilder, MaintenanceReport, Missed,
+    PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicJob,
+    PeriodicReport, PeriodicRun, RESCUE_INTERVAL_DEFAULT, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
+    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, SCHEDULER_INTERVAL_DEFAULT, STATS_DEPTH_INTERVAL,
+    STATS_HOUR_RETENTION, STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION, StatsReport,
+    UNIQUE_PRUNE_BATCH, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN,
 };
+pub use redact::redact_credentials;
+pub use runtime::WorkerHandle;
 pub use runtime::backoff::{BACKOFF_MAX_DEFAULT, Backoff, JITTER_DEFAULT};
+pub use runtime::config::{
+    CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
+    Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT,
+};
 pub use runtime::stats::{STATS_FLUSH_INTERVAL, STATS_KINDS_MAX, STATS_UNWRITTEN_KEEP};
-pub use runtime::{Event, WakeSource, WorkerHandle};
 pub use schema::{
-    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
+    MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, migrate, migrate_to,
     version as schema_version,
 };
 pub use validate::{
@@ -92,11 +103,7 @@ pub use validate::{
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,
     UNIQUE_PERIOD_MIN,
 };
-pub use worker::{
-    CANCEL_GRACE_DEFAULT, CLAIM_BATCH_MAX_DEFAULT, COMPLETE_BATCH_MAX_DEFAULT, FLUSH_DEADLINE_DEFAULT, LEASE_DEFAULT,
-    Listen, POLL_INTERVAL_DEFAULT, POLL_INTERVAL_MAX_DEFAULT, QueueConfig, RESCUE_INTERVAL_DEFAULT,
-    SCHEDULER_INTERVAL_DEFAULT, SHUTDOWN_GRACE_DEFAULT, TIMEOUT_DEFAULT, Worker, WorkerBuilder,
-};
+pub use worker::{Worker, WorkerBuilder};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
@@ -110,8 +117,10 @@ pub struct OperationsDoctests;
 
 #[doc(hidden)]
 pub mod __private {
-    //! For skiplock's own tests: statement texts, to prepare and EXPLAIN.
+    //! For skiplock's own tests: statement texts, to prepare and EXPLAIN, and
+    //! the migrations' fingerprint, to name test templates.
     use crate::Schema;
+    pub use crate::schema::fingerprint;
     /// (file name, rendered SQL, parameter types) of every statement.
     pub fn statements(schema: &Schema) -> Vec<(&'static str, String, Vec<postgres_types::Type>)> {
         let s = crate::db::Statements::new(schema);

@@ -36,6 +36,29 @@ pub const META_MAX_BYTES: usize = 64 << 10;
 /// is almost always a unit mistake (milliseconds taken for seconds).
 pub const SCHEDULE_HORIZON: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
+/// Most UTC days of partitions kept ready beyond today: 366 (the archive's
+/// functions refuse more, whoever calls them).
+pub const ARCHIVE_DAYS_AHEAD_MAX: u32 = 366;
+
+/// How far from the database's clock an archive pass's time may be
+/// ([`Maintenance::archive_once`](crate::Maintenance::archive_once)): 31
+/// days, before or (for the partitions made ahead, not for retention) after.
+/// The archive's `SECURITY DEFINER` functions refuse other times, so a role
+/// allowed to call them can neither make tables without bound nor drop
+/// today's.
+pub const ARCHIVE_AT_WINDOW: Duration = Duration::from_secs(31 * 24 * 3600);
+
+/// Longest retention of a state: 100 years (of 366 days). Longer means
+/// forever: use `None`. (Beyond about 6,000 years the cut-off would fall
+/// before the earliest date PostgreSQL has, and beyond 292,000 the interval
+/// itself overflows: every archive pass would fail.)
+pub const RETENTION_MAX: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// The longest leader lease accepted: 1 hour. The election's `SECURITY
+/// DEFINER` function refuses longer ones, so a role allowed to run it cannot
+/// hold the leader row for longer without renewing it.
+pub const LEADER_LEASE_MAX: Duration = Duration::from_secs(3600);
+
 /// Shortest unique period: 1 second.
 pub const UNIQUE_PERIOD_MIN: Duration = Duration::from_secs(1);
 

@@ -11,106 +11,14 @@ use tokio::sync::broadcast;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::events::{Event, Events};
 use crate::handler::{ErasedHandler, JobContext, JobError, RawHandler, TypedHandler};
 use crate::job::Job;
-use crate::maintenance::{Maintenance, MaintenanceBuilder, PeriodicJob, Retention};
-use crate::runtime::{self, Event, WorkerHandle};
+use crate::maintenance::{MaintenanceConfig, PeriodicJob, Retention, Services};
+use crate::runtime::config::*;
+use crate::runtime::{self, WorkerHandle};
 use crate::validate;
 use crate::{Backoff, StatementMode};
-
-/// How long a claimed job may go without a heartbeat before the rescuer
-/// takes it back: 30 seconds.
-pub const LEASE_DEFAULT: Duration = Duration::from_secs(30);
-/// How often idle producers poll when no NOTIFY arrives: 1 second, doubling
-/// while idle up to [`POLL_INTERVAL_MAX_DEFAULT`].
-pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
-/// The longest idle poll interval: 5 seconds.
-pub const POLL_INTERVAL_MAX_DEFAULT: Duration = Duration::from_secs(5);
-/// Most jobs one claim takes: 500.
-pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
-/// Most outcomes one completion statement writes: 1,000.
-pub const COMPLETE_BATCH_MAX_DEFAULT: usize = 1000;
-/// How long one attempt may run unless its kind or the job says otherwise:
-/// 30 minutes.
-pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30 * 60);
-/// How long running jobs get to finish at shutdown before they are asked to
-/// stop: 30 seconds.
-pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(30);
-/// How long a handler asked to stop may take before it is dropped: 5 seconds.
-pub const CANCEL_GRACE_DEFAULT: Duration = Duration::from_secs(5);
-/// How often the rescuer looks for expired leases: 5 seconds.
-pub const RESCUE_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
-/// Longest sleep of the scheduler between passes: 1 second.
-pub const SCHEDULER_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
-/// How long outcomes still buffered at shutdown are retried if the database
-/// is away: 10 seconds. Past it their jobs are left to the rescuer.
-pub const FLUSH_DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
-
-/// Where the worker listens for wake-ups.
-#[derive(Debug, Clone, Default)]
-pub enum Listen {
-    /// On a connection made like the client's (the default), unless the
-    /// client sends unnamed statements for PgBouncer, where LISTEN cannot
-    /// work: then poll only, and say so once.
-    #[default]
-    Auto,
-    /// On a direct connection to this URL (bypassing PgBouncer).
-    Url(String),
-    /// Never: poll only.
-    Disabled,
-}
-
-/// Settings for one queue a worker serves.
-#[derive(Debug, Clone)]
-pub struct QueueConfig {
-    /// Jobs of this queue running at once in this process.
-    pub concurrency: usize,
-    /// Retry policy for its failed jobs (default: the worker's).
-    pub backoff: Option<Backoff>,
-}
-
-impl QueueConfig {
-    /// A queue running up to `concurrency` jobs at once.
-    pub fn new(concurrency: usize) -> Self {
-        QueueConfig { concurrency, backoff: None }
-    }
-    /// Sets its retry policy.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
-        self
-    }
-}
-
-pub(crate) struct Registered {
-    pub handler: Arc<dyn ErasedHandler>,
-    pub timeout: Option<Duration>,
-}
-
-/// Everything a worker was built with.
-pub(crate) struct Config {
-    pub worker_id: String,
-    pub queues: Vec<(String, QueueConfig)>,
-    pub handlers: HashMap<String, Registered>,
-    pub fallback: Option<Registered>,
-    pub backoff: Backoff,
-    pub lease: Duration,
-    pub heartbeat_interval: Duration,
-    pub poll_interval: Duration,
-    pub poll_interval_max: Duration,
-    pub claim_batch_max: usize,
-    pub complete_batch_max: usize,
-    pub timeout: Duration,
-    pub shutdown_grace: Duration,
-    pub cancel_grace: Duration,
-    pub rescue_interval: Duration,
-    pub scheduler_interval: Duration,
-    pub flush_deadline: Duration,
-    pub keep_completed: bool,
-    pub listen: Listen,
-    pub maintenance: bool,
-    /// The maintenance services, when `maintenance` is on.
-    pub services: Option<Maintenance>,
-}
 
 /// Builds a [`Worker`].
 ///
@@ -141,7 +49,9 @@ pub(crate) struct Config {
 pub struct WorkerBuilder {
     client: Client,
     cfg: Config,
-    maintenance: MaintenanceBuilder,
+    /// Whether this process takes part in the election.
+    maintenance_on: bool,
+    maintenance: MaintenanceConfig,
     errors: Vec<Error>,
 }
 
@@ -201,7 +111,7 @@ impl WorkerBuilder {
         if self.cfg.fallback.is_some() {
             self.errors.push(Error::invalid("kind", "a catch-all handler is registered twice"));
         } else {
-            self.cfg.fallback = Some(Registered { handler: Arc::new(RawHandler { f: handler }), timeout });
+            self.cfg.fallback = Some(HandlerEntry { handler: Arc::new(RawHandler { f: handler }), timeout });
         }
         self
     }
@@ -212,7 +122,7 @@ impl WorkerBuilder {
         } else if self.cfg.handlers.contains_key(kind) {
             self.errors.push(Error::invalid("kind", format!("{kind:?} is registered twice")));
         } else {
-            self.cfg.handlers.insert(kind.to_owned(), Registered { handler, timeout });
+            self.cfg.handlers.insert(kind.to_owned(), HandlerEntry { handler, timeout });
         }
         self
     }
@@ -226,7 +136,6 @@ impl WorkerBuilder {
     /// [`LEASE_DEFAULT`], at least 100ms). Heartbeats come every third of it.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.cfg.lease = lease;
-        self.cfg.heartbeat_interval = lease / 3;
         self
     }
     /// Poll interval while idle, and its backed-off maximum (defaults
@@ -261,14 +170,14 @@ impl WorkerBuilder {
         self.cfg.cancel_grace = grace;
         self
     }
-    /// How often the rescuer runs (default [`RESCUE_INTERVAL_DEFAULT`]).
+    /// How often the rescuer runs (default [`RESCUE_INTERVAL_DEFAULT`](crate::RESCUE_INTERVAL_DEFAULT)).
     pub fn rescue_interval(mut self, every: Duration) -> Self {
-        self.cfg.rescue_interval = every;
+        self.maintenance.rescuer.interval = every;
         self
     }
-    /// Longest sleep of the scheduler (default [`SCHEDULER_INTERVAL_DEFAULT`]).
+    /// Longest sleep of the scheduler (default [`SCHEDULER_INTERVAL_DEFAULT`](crate::SCHEDULER_INTERVAL_DEFAULT)).
     pub fn scheduler_interval(mut self, every: Duration) -> Self {
-        self.cfg.scheduler_interval = every;
+        self.maintenance.scheduler.interval = every;
         self
     }
     /// Whether completed jobs are kept in the archive (default true, for the
@@ -288,7 +197,7 @@ impl WorkerBuilder {
     /// elected, runs the maintenance services (rescuer, scheduler, periodic
     /// jobs, archive partitions and retention). Default true.
     pub fn maintenance(mut self, on: bool) -> Self {
-        self.cfg.maintenance = on;
+        self.maintenance_on = on;
         self
     }
     /// Registers a periodic job, enqueued by whichever process leads, once
@@ -312,31 +221,31 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn periodic(mut self, job: PeriodicJob) -> Self {
-        self.maintenance = self.maintenance.periodic(job);
+        self.maintenance.periodic.push(job);
         self
     }
     /// How long finished jobs stay in the archive (default
     /// [`Retention::default`]: completed 1 day, cancelled and discarded 7).
     pub fn retention(mut self, retention: Retention) -> Self {
-        self.maintenance = self.maintenance.retention(retention);
+        self.maintenance.archive.retention = retention;
         self
     }
     /// The leader's lease (default
     /// [`LEADER_LEASE_DEFAULT`](crate::LEADER_LEASE_DEFAULT)).
     pub fn leader_lease(mut self, lease: Duration) -> Self {
-        self.maintenance = self.maintenance.leader_lease(lease);
+        self.maintenance.lease = lease;
         self
     }
     /// UTC days of archive partitions created ahead (default
     /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`](crate::ARCHIVE_DAYS_AHEAD_DEFAULT)).
     pub fn archive_days_ahead(mut self, days: u32) -> Self {
-        self.maintenance = self.maintenance.archive_days_ahead(days);
+        self.maintenance.archive.days_ahead = days;
         self
     }
     /// How often the leader maintains the archive (default
     /// [`ARCHIVE_INTERVAL_DEFAULT`](crate::ARCHIVE_INTERVAL_DEFAULT)).
     pub fn archive_interval(mut self, every: Duration) -> Self {
-        self.maintenance = self.maintenance.archive_interval(every);
+        self.maintenance.archive.interval = every;
         self
     }
     /// The name this worker leaves in `leased_by` (default
@@ -351,8 +260,10 @@ impl WorkerBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for the first bad setting: no queue, a bad
-    /// queue or kind name, a kind registered twice, a zero concurrency or a
-    /// lease under 100ms.
+    /// queue or kind name, a kind registered twice, a zero concurrency, a
+    /// lease under 100ms, a LISTEN URL that does not parse, or a bad
+    /// maintenance setting (see [`MaintenanceBuilder::build`](crate::MaintenanceBuilder::build)).
+    /// Nothing is checked again while the worker runs.
     pub fn build(mut self) -> Result<Worker> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
@@ -363,20 +274,29 @@ impl WorkerBuilder {
         if self.cfg.lease < Duration::from_millis(100) {
             return Err(Error::invalid("lease", "must be at least 100ms"));
         }
+        self.cfg.lease_ms =
+            i64::try_from(self.cfg.lease.as_millis()).map_err(|_| Error::invalid("lease", "is too long"))?;
+        if let Listen::Url(url) = &self.cfg.listen
+            && let Err(e) = url.parse::<tokio_postgres::Config>()
+        {
+            let e = crate::redact::redact_credentials(&e.to_string());
+            return Err(Error::invalid("listen", format!("the URL does not parse: {e}")));
+        }
         validate::text("worker_id", &self.cfg.worker_id, 255)?;
         if matches!(self.cfg.listen, Listen::Auto) && self.client.statement_mode() == StatementMode::Unnamed {
             tracing::warn!("statement mode is Unnamed (PgBouncer): no LISTEN connection configured, polling only");
             self.cfg.listen = Listen::Disabled;
         }
-        if !self.cfg.maintenance && self.maintenance.has_periodic() {
+        if !self.maintenance_on && !self.maintenance.periodic.is_empty() {
             tracing::warn!("periodic jobs registered on a worker with maintenance off: only the leader enqueues them");
         }
-        let (events, _) = broadcast::channel(4096);
-        let services = self.maintenance.id(self.cfg.worker_id.clone()).events(events.clone()).build()?;
-        if self.cfg.maintenance {
-            self.cfg.services = Some(services);
-        }
-        Ok(Worker { client: self.client, cfg: Arc::new(self.cfg), events })
+        let events = Events::new();
+        // Checked whether or not this process takes part: a bad setting is
+        // a bad setting.
+        self.maintenance.id = Some(self.cfg.worker_id.clone());
+        let services = Services::new(self.maintenance, self.client.db().clone(), events.clone())?;
+        let maintenance = self.maintenance_on.then(|| Arc::new(services));
+        Ok(Worker { client: self.client, cfg: Arc::new(self.cfg), events, maintenance })
     }
 }
 
@@ -385,23 +305,25 @@ impl WorkerBuilder {
 pub struct Worker {
     client: Client,
     cfg: Arc<Config>,
-    events: broadcast::Sender<Event>,
+    events: Events,
+    maintenance: Option<Arc<Services>>,
 }
 
 impl Worker {
     /// A builder for a worker using `client`.
     pub fn builder(client: Client) -> WorkerBuilder {
         WorkerBuilder {
-            maintenance: Maintenance::builder(client.clone()),
+            maintenance: MaintenanceConfig::default(),
+            maintenance_on: true,
             client,
             cfg: Config {
-                worker_id: default_worker_id(),
+                worker_id: crate::host::default_worker_id(),
                 queues: Vec::new(),
                 handlers: HashMap::new(),
                 fallback: None,
                 backoff: Backoff::default(),
                 lease: LEASE_DEFAULT,
-                heartbeat_interval: LEASE_DEFAULT / 3,
+                lease_ms: 0,
                 poll_interval: POLL_INTERVAL_DEFAULT,
                 poll_interval_max: POLL_INTERVAL_MAX_DEFAULT,
                 claim_batch_max: CLAIM_BATCH_MAX_DEFAULT,
@@ -409,13 +331,9 @@ impl Worker {
                 timeout: TIMEOUT_DEFAULT,
                 shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
                 cancel_grace: CANCEL_GRACE_DEFAULT,
-                rescue_interval: RESCUE_INTERVAL_DEFAULT,
-                scheduler_interval: SCHEDULER_INTERVAL_DEFAULT,
                 flush_deadline: FLUSH_DEADLINE_DEFAULT,
                 keep_completed: true,
                 listen: Listen::Auto,
-                maintenance: true,
-                services: None,
             },
             errors: Vec::new(),
         }
@@ -434,7 +352,7 @@ impl Worker {
 
     /// Starts the worker's tasks on the current Tokio runtime.
     pub fn start(self) -> WorkerHandle {
-        runtime::start(self.client, self.cfg, self.events)
+        runtime::start(self.client.db().clone(), self.cfg, self.events, self.maintenance)
     }
 
     /// Runs until `shutdown` resolves, then shuts down gracefully.
@@ -459,7 +377,7 @@ impl Worker {
     pub async fn run_until_signal(self) -> Result<()> {
         let handle = self.start();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::invalid("signal", e))?;
+            .map_err(Error::Signal)?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -477,17 +395,4 @@ impl Worker {
         graceful.await;
         Ok(())
     }
-}
-
-pub(crate) fn default_worker_id() -> String {
-    format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>())
-}
-
-/// This machine's host name (`host` if it cannot be read).
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned())
 }

@@ -73,7 +73,7 @@ pub async fn run(db: &Db, scale: &Scale) -> Result<Section> {
             ensure!(done, "the worker did not finish {n} jobs within {DRAIN_TIMEOUT:?} ({})", case.label());
             let left = db.count(Count::Hot).await?;
             ensure!(left == 0, "{left} jobs are still in the hot table after the drain");
-            conns = conns.max(client.pool().status().size);
+            conns = conns.max(client.pool_status().0);
             let s = &mut by_case[k];
             s.rate.push(rate(n, took));
             s.wall.push(took.as_secs_f64());

@@ -87,11 +87,7 @@ pub async fn run(db: &Db, scale: &Scale) -> Result<Section> {
 /// Opens `n` of the pool's connections, so no timed run pays for opening
 /// them (the ceiling's connections are open before its clock starts too).
 pub async fn warm(client: &Client, n: usize) -> Result<()> {
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n {
-        held.push(client.pool().get().await?);
-    }
-    Ok(())
+    Ok(client.warm_up(n).await?)
 }
 
 /// Jobs `0..n`, built as a caller would.

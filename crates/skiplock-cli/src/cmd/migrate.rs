@@ -37,8 +37,7 @@ struct Report<'a> {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let client = ctx.client()?;
     let latest = skiplock::MIGRATIONS.last().map_or(0, |m| m.version);
-    let mut conn = client.pool().get().await.map_err(skiplock::Error::from)?;
-    let current = skiplock::schema_version(&**conn, client.schema()).await?;
+    let current = client.schema_version().await?;
     let target = args.to.unwrap_or(latest);
     if !(0..=latest).contains(&target) {
         bail!("invalid --to: {target} is not a version between 0 and {latest}");
@@ -51,7 +50,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             client.schema().name()
         );
     }
-    let report = skiplock::migrate_to(&mut conn, client.schema(), target).await?;
+    let report = client.migrate_to(target).await?;
     let names = |versions: &[i32]| -> String {
         let name = |v: i32| skiplock::MIGRATIONS.iter().find(|m| m.version == v).map_or("?", |m| m.name);
         versions.iter().map(|v| format!("{v:04}_{}", name(*v))).collect::<Vec<_>>().join(", ")

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use skiplock::Client;
-use tokio_postgres::config::Host;
 
 use crate::cli::{Cli, Command, Global};
 use crate::{fail, input};
@@ -57,7 +56,7 @@ impl Ctx {
             .pool_timeout(CONNECT_TIMEOUT)
             .application_name("skiplock-cli")
             .build()?;
-        let _ = self.place.set(place(client.pg_config()));
+        let _ = self.place.set(client.place());
         Ok(client)
     }
 
@@ -97,37 +96,4 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(place) if fail::is_connection_error(&e) => fail::at_place(&e, place),
         _ => e,
     })
-}
-
-/// Where a configuration points: `host:port/dbname` (each host when several).
-fn place(cfg: &tokio_postgres::Config) -> String {
-    let ports = cfg.get_ports();
-    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-    let hosts: Vec<String> = cfg
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| match h {
-            Host::Tcp(name) => format!("{name}:{}", port(i)),
-            Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
-        })
-        .collect();
-    let hosts = if hosts.is_empty() { "(no host given)".to_owned() } else { hosts.join(",") };
-    match cfg.get_dbname() {
-        Some(db) => format!("{hosts}/{db}"),
-        None => hosts,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_place_never_holds_the_password() {
-        let cfg: tokio_postgres::Config = "postgres://ada:s3cret@db.example:6543/app".parse().unwrap();
-        assert_eq!(place(&cfg), "db.example:6543/app");
-        let cfg: tokio_postgres::Config = "host=/run/postgresql dbname=x".parse().unwrap();
-        assert_eq!(place(&cfg), "/run/postgresql/.s.PGSQL.5432/x");
-    }
 }

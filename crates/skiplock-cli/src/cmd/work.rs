@@ -186,7 +186,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         command,
         quiet: args.quiet,
         pass_env_credentials: args.pass_env_credentials,
-        secrets: Secrets::new(&url, client.pg_config(), pgpassword.as_deref()),
+        secrets: Secrets::new(&url, pgpassword.as_deref()),
         printer,
     });
     let handler = {

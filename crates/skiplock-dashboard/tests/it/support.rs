@@ -17,7 +17,7 @@ pub struct TestDb {
 
 /// The same template as skiplock's own tests (same key, same migration).
 pub async fn fresh() -> TestDb {
-    let key = format!("skiplock-{}", skiplock::fingerprint());
+    let key = format!("skiplock-{}", skiplock::__private::fingerprint());
     let db = skiplock_testdb::fresh_database(&key, |url| async move {
         Client::connect(&url)?.migrate().await?;
         Ok(())

@@ -14,7 +14,7 @@ pub const WORKER: &str = env!("CARGO_BIN_EXE_skiplock-fleet-worker");
 
 /// A fresh, migrated database, cloned from the template all tests share.
 pub async fn fresh() -> TestDatabase {
-    skiplock_testdb::fresh_database(&format!("skiplock-{}", skiplock::fingerprint()), |url| async move {
+    skiplock_testdb::fresh_database(&format!("skiplock-{}", skiplock::__private::fingerprint()), |url| async move {
         Client::connect(&url)?.migrate().await?;
         Ok(())
     })

@@ -1,9 +1,12 @@
-//! Operator actions and views: what the CLI and dashboard call. Neither runs
-//! SQL of its own.
+//! Operator actions and views: what the CLI and dashboard call (neither
+//! runs SQL of its own): jobs, queues, who leads the fleet's maintenance,
+//! the periodic jobs' schedules.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Client;
+use super::facade::Client;
+use crate::db;
 use crate::db::job::{self as q, JobListParams};
 use crate::db::queue as qq;
 use crate::error::{Error, Result};
@@ -111,8 +114,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        let db = self.db().await?;
-        let row = q::get(&db, self.stmts(), id).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let row = q::get(conn.on(), id).await?;
         row.as_ref().map(JobRow::from_row).transpose()
     }
 
@@ -139,8 +142,8 @@ impl Client {
             before_id: filter.before_id,
             limit,
         };
-        let db = self.db().await?;
-        let rows = q::list(&db, self.stmts(), &p).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::list(conn.on(), &p).await?;
         rows.iter().map(JobRow::from_row).collect()
     }
 
@@ -151,8 +154,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let db = self.db().await?;
-        let rows = q::stats(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::stats(conn.on()).await?;
         rows.iter()
             .map(|r| {
                 Ok(QueueStats {
@@ -172,7 +175,7 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn cancel(&self, ids: &[i64]) -> Result<Vec<(i64, CancelResult)>> {
-        let db = self.db().await?;
+        let conn = self.db().conn().await?;
         let mut found: std::collections::HashMap<i64, CancelResult> = std::collections::HashMap::new();
         let mut todo: Vec<i64> = ids.to_vec();
         // Migration 3's cancel locks the jobs before it looks at them; under
@@ -180,7 +183,7 @@ impl Client {
         // its row lock was seen by neither branch. It is still unfinished
         // then, so ask again.
         for _ in 0..5 {
-            for (id, st) in q::cancel(&db, self.stmts(), &todo).await.map_err(|e| self.pg(e))? {
+            for (id, st) in q::cancel(conn.on(), &todo).await? {
                 let r = if st == "cancelled" { CancelResult::Cancelled } else { CancelResult::Cancelling };
                 found.insert(id, r);
             }
@@ -188,7 +191,7 @@ impl Client {
             if missing.is_empty() {
                 break;
             }
-            todo = q::hot_ids(&db, self.stmts(), &missing).await.map_err(|e| self.pg(e))?;
+            todo = q::hot_ids(conn.on(), &missing).await?;
             if todo.is_empty() {
                 break;
             }
@@ -205,8 +208,8 @@ impl Client {
     /// [`Error::Duplicate`] when a retried job's unique key is held by
     /// another unfinished job (nothing is retried then).
     pub async fn retry(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        let db = self.db().await?;
-        q::retry(&db, self.stmts(), ids).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::retry(conn.on(), ids).await
     }
 
     /// Pauses a queue: claims from it return nothing until it is resumed.
@@ -230,8 +233,8 @@ impl Client {
 
     async fn queue_set_paused(&self, queue: &str, paused: bool) -> Result<()> {
         validate::queue("queue", queue)?;
-        let db = self.db().await?;
-        qq::set_paused(&db, self.stmts(), queue, paused).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        qq::set_paused(conn.on(), queue, paused).await?;
         Ok(())
     }
 
@@ -241,8 +244,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let db = self.db().await?;
-        let rows = qq::list(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = qq::list(conn.on()).await?;
         Ok(rows
             .iter()
             .map(|r| QueueInfo {
@@ -253,5 +256,74 @@ impl Client {
                 waiting: r.get(4),
             })
             .collect())
+    }
+}
+
+/// Who leads the fleet now, as [`Client::leader`]
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaderInfo {
+    /// The leader's worker id.
+    pub id: String,
+    /// When it was elected (database clock).
+    pub elected_at: DateTime<Utc>,
+    /// When its lease runs out unless renewed (database clock).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A periodic job's state, as [`Client::periodic_jobs`]
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PeriodicInfo {
+    /// Its name.
+    pub name: String,
+    /// Its schedule, as registered (`cron <expr> <zone>`, `every <n>ms`).
+    pub schedule: String,
+    /// Its next run not yet enqueued.
+    pub next_run_at: DateTime<Utc>,
+    /// Its last run enqueued.
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+impl From<db::periodic::PeriodicRow> for PeriodicInfo {
+    fn from(r: db::periodic::PeriodicRow) -> Self {
+        PeriodicInfo { name: r.name, schedule: r.schedule, next_run_at: r.next_run_at, last_run_at: r.last_run_at }
+    }
+}
+
+impl Client {
+    /// The process that leads the fleet's maintenance now, if any (a lease
+    /// that ran out does not count).
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run(client: skiplock::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// match client.leader().await? {
+    ///     Some(l) => println!("{} leads until {}", l.id, l.expires_at),
+    ///     None => println!("no leader: is any worker running?"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        let conn = self.db().conn().await?;
+        let row = db::leader::get(conn.on()).await?;
+        Ok(row.map(|(id, h)| LeaderInfo { id, elected_at: h.elected_at, expires_at: h.expires_at }))
+    }
+
+    /// Every periodic job the fleet has registered, with its next run.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn periodic_jobs(&self) -> Result<Vec<PeriodicInfo>> {
+        let conn = self.db().conn().await?;
+        let rows = db::periodic::list(conn.on(), None).await?;
+        Ok(rows.into_iter().map(PeriodicInfo::from).collect())
     }
 }

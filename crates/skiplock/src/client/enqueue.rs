@@ -8,8 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::facade::{Client, Executor};
+use crate::db::columns::Columns;
+use crate::db::insert::{insert, use_copy};
 use crate::error::{Error, Result};
-use crate::job::{Job, JobState};
+use crate::job::{Enqueued, Job, JobState};
 use crate::validate;
 
 /// Per-job settings for an enqueue. Everything is optional: unset fields
@@ -293,115 +296,11 @@ impl NewJob {
     }
 }
 
-/// The result of enqueueing one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Enqueued {
-    /// The job's id: the new job's, or for a duplicate unique key, the id of
-    /// the unfinished job that holds the key.
-    pub id: i64,
-    /// False when nothing was inserted because of the unique key.
-    pub inserted: bool,
-}
-
 /// Most jobs one insert statement carries. Bigger batches are split into
 /// statements of this size inside one transaction: the planner's cost for a
 /// statement grows with its rows, and past `jit_above_cost` PostgreSQL would
 /// spend more time compiling it than running it.
 pub(crate) const INSERT_CHUNK: usize = 5000;
-
-/// What `insert.sql` did: the id drawn for each input row, in order, which
-/// of them were inserted, and the (derived) unique keys of those that were
-/// not (their keys were taken).
-pub(crate) struct InsertOutcome {
-    pub ids: Vec<i64>,
-    pub inserted: std::collections::HashSet<i64>,
-    pub taken: std::collections::HashMap<i64, String>,
-}
-
-impl InsertOutcome {
-    /// From the statement's arrays (NULL arrays are empty).
-    pub fn new(ids: Vec<i64>, inserted: Vec<i64>, taken_ids: Vec<i64>, taken_keys: Vec<String>) -> Self {
-        InsertOutcome {
-            ids,
-            inserted: inserted.into_iter().collect(),
-            taken: taken_ids.into_iter().zip(taken_keys).collect(),
-        }
-    }
-
-    /// Unique keys of the rows that were not inserted.
-    pub fn taken_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.taken.values().cloned().collect();
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
-    /// Each row's result; `None` where the key's holder could not be found
-    /// (it finished between the insert and the look-up: insert again).
-    pub fn resolve(&self, holders: &std::collections::HashMap<String, i64>) -> Vec<Option<Enqueued>> {
-        self.ids
-            .iter()
-            .map(|&id| {
-                if self.inserted.contains(&id) {
-                    Some(Enqueued { id, inserted: true })
-                } else {
-                    let key = self.taken.get(&id)?;
-                    holders.get(key).map(|&id| Enqueued { id, inserted: false })
-                }
-            })
-            .collect()
-    }
-}
-
-/// The rounds of inserting one chunk, whichever driver runs them: insert,
-/// look up the holders of the unique keys that were taken, and insert again
-/// the rows whose holder finished in between (a rare race; three rounds at
-/// most, then [`Error::Duplicate`]).
-pub(crate) struct Resolver<'a> {
-    cols: &'a Columns,
-    result: Vec<Option<Enqueued>>,
-    todo: Vec<usize>,
-    rounds: u8,
-}
-
-impl<'a> Resolver<'a> {
-    const ROUNDS: u8 = 3;
-
-    pub fn new(cols: &'a Columns) -> Self {
-        Resolver { cols, result: vec![None; cols.len()], todo: (0..cols.len()).collect(), rounds: 0 }
-    }
-
-    /// The rows to insert in the next round, or `None` when done.
-    pub fn next_round(&mut self) -> Option<std::borrow::Cow<'a, Columns>> {
-        if self.todo.is_empty() || self.rounds == Self::ROUNDS {
-            return None;
-        }
-        self.rounds += 1;
-        Some(if self.todo.len() == self.cols.len() {
-            std::borrow::Cow::Borrowed(self.cols)
-        } else {
-            std::borrow::Cow::Owned(self.cols.subset(&self.todo))
-        })
-    }
-
-    /// Records a round: its insert's outcome and the holders of the keys
-    /// it found taken.
-    pub fn record(&mut self, out: &InsertOutcome, holders: &std::collections::HashMap<String, i64>) {
-        let mut again = Vec::new();
-        for (j, r) in out.resolve(holders).into_iter().enumerate() {
-            match r {
-                Some(e) => self.result[self.todo[j]] = Some(e),
-                None => again.push(self.todo[j]),
-            }
-        }
-        self.todo = again;
-    }
-
-    /// Every row's result.
-    pub fn finish(self) -> Result<Vec<Enqueued>> {
-        self.result.into_iter().map(|r| r.ok_or(Error::Duplicate { key: None })).collect()
-    }
-}
 
 /// Validates `jobs` and lays them out in statements of at most
 /// [`INSERT_CHUNK`] rows. Nothing is sent unless every job is valid.
@@ -413,112 +312,36 @@ pub(crate) fn chunks(jobs: Vec<NewJob>, args_max: usize) -> Result<Vec<Columns>>
     while offset < total {
         let chunk: Vec<NewJob> = it.by_ref().take(INSERT_CHUNK).collect();
         let n = chunk.len();
-        out.push(Columns::build(chunk, offset, total, args_max)?);
+        out.push(columns(chunk, offset, total, args_max)?);
         offset += n;
     }
     Ok(out)
 }
 
-/// Jobs laid out as the column arrays of `insert.sql`.
-#[derive(Default, Clone)]
-pub(crate) struct Columns {
-    pub queue: Vec<String>,
-    pub kind: Vec<String>,
-    pub args: Vec<Box<RawValue>>,
-    pub priority: Vec<i16>,
-    pub run_at: Vec<Option<DateTime<Utc>>>,
-    pub delay_ms: Vec<Option<i64>>,
-    pub max_attempts: Vec<i32>,
-    pub unique_key: Vec<Option<String>>,
-    pub tags: Vec<Option<String>>,
-    pub meta: Vec<String>,
-    pub timeout_ms: Vec<Option<i32>>,
-    pub unique_args: Vec<bool>,
-    pub unique_period_s: Vec<Option<i64>>,
-    /// Final states that also hold the key, as a text array literal
-    /// (`{completed}`); `None` for the unfinished ones only.
-    pub unique_final: Vec<Option<String>>,
-}
-
-impl Columns {
-    /// The queues that get jobs available at once (no delay, no future
-    /// `run_at`): the ones to wake.
-    pub fn due_queues(&self) -> Vec<&str> {
-        let now = Utc::now();
-        let mut out: Vec<&str> = Vec::new();
-        for i in 0..self.len() {
-            let due = match (self.run_at[i], self.delay_ms[i]) {
-                (Some(at), _) => at <= now,
-                (None, Some(ms)) => ms <= 0,
-                (None, None) => true,
-            };
-            if due && !out.contains(&self.queue[i].as_str()) {
-                out.push(&self.queue[i]);
-            }
-        }
-        out
+/// Validates and lays out `jobs`, the ones from `offset` of `total`.
+/// Single-job calls name fields plainly; bulk calls prefix them with
+/// `jobs[i].`.
+fn columns(jobs: Vec<NewJob>, offset: usize, total: usize, args_max: usize) -> Result<Columns> {
+    let mut c = Columns::default();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let at = if total == 1 { String::new() } else { format!("jobs[{}].", offset + i) };
+        job.check(&at, args_max)?;
+        c.queue.push(job.queue().to_owned());
+        c.priority.push(job.priority());
+        c.max_attempts.push(job.max_attempts());
+        c.run_at.push(job.opts.run_at);
+        c.delay_ms.push(job.opts.delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        c.unique_key.push(job.opts.unique_key);
+        c.tags.push(job.opts.tags);
+        c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
+        c.timeout_ms.push(job.opts.timeout.map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX)));
+        c.unique_args.push(job.opts.unique_args);
+        c.unique_period_s.push(job.opts.unique_period.map(|p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX)));
+        c.unique_final.push(job.opts.unique_states.as_deref().and_then(final_states_literal));
+        c.kind.push(job.kind);
+        c.args.push(job.args);
     }
-
-    /// Validates and lays out `jobs`, the ones from `offset` of `total`.
-    /// Single-job calls name fields plainly; bulk calls prefix them with
-    /// `jobs[i].`.
-    fn build(jobs: Vec<NewJob>, offset: usize, total: usize, args_max: usize) -> Result<Columns> {
-        let mut c = Columns::default();
-        for (i, job) in jobs.into_iter().enumerate() {
-            let at = if total == 1 { String::new() } else { format!("jobs[{}].", offset + i) };
-            job.check(&at, args_max)?;
-            c.queue.push(job.queue().to_owned());
-            c.priority.push(job.priority());
-            c.max_attempts.push(job.max_attempts());
-            c.run_at.push(job.opts.run_at);
-            c.delay_ms.push(job.opts.delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-            c.unique_key.push(job.opts.unique_key);
-            c.tags.push(if job.opts.tags.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_string(&job.opts.tags).expect("strings serialize"))
-            });
-            c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
-            c.timeout_ms.push(job.opts.timeout.map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX)));
-            c.unique_args.push(job.opts.unique_args);
-            c.unique_period_s.push(job.opts.unique_period.map(|p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX)));
-            c.unique_final.push(job.opts.unique_states.as_deref().and_then(final_states_literal));
-            c.kind.push(job.kind);
-            c.args.push(job.args);
-        }
-        Ok(c)
-    }
-
-    pub fn len(&self) -> usize {
-        self.kind.len()
-    }
-
-    /// Whether job `i` has a unique key of any kind.
-    pub fn has_unique(&self, i: usize) -> bool {
-        self.unique_key[i].is_some() || self.unique_args[i]
-    }
-
-    /// The jobs at `idx`, for asking again about some of them.
-    pub fn subset(&self, idx: &[usize]) -> Columns {
-        let mut c = Columns::default();
-        for &i in idx {
-            c.queue.push(self.queue[i].clone());
-            c.kind.push(self.kind[i].clone());
-            c.args.push(self.args[i].clone());
-            c.priority.push(self.priority[i]);
-            c.run_at.push(self.run_at[i]);
-            c.delay_ms.push(self.delay_ms[i]);
-            c.max_attempts.push(self.max_attempts[i]);
-            c.unique_key.push(self.unique_key[i].clone());
-            c.tags.push(self.tags[i].clone());
-            c.meta.push(self.meta[i].clone());
-            c.timeout_ms.push(self.timeout_ms[i]);
-            c.unique_args.push(self.unique_args[i]);
-            c.unique_period_s.push(self.unique_period_s[i]);
-            c.unique_final.push(self.unique_final[i].clone());
-        }
-        c
-    }
+    Ok(c)
 }
 
 /// The final states among `states` as a Postgres array literal
@@ -529,4 +352,133 @@ fn final_states_literal(states: &[JobState]) -> Option<String> {
     finals.sort_unstable();
     finals.dedup();
     (!finals.is_empty()).then(|| format!("{{{}}}", finals.join(",")))
+}
+
+impl Client {
+    /// Enqueues one typed job, in its own transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the field for bad options or args;
+    /// database errors as [`Error::Transient`] or [`Error::Database`].
+    pub async fn enqueue<J: Job>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        self.enqueue_job(NewJob::typed(job, opts)?).await
+    }
+
+    /// Enqueues one job of any kind, in its own transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<Enqueued> {
+        let mut out = self.enqueue_many(vec![job]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs in one statement and one transaction: all or none.
+    /// Jobs whose unique key is taken come back with `inserted: false` and
+    /// the holder's id. Workers of each queue get one wake-up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the first bad job (`jobs[i].field`);
+    /// nothing is inserted then.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let chunks = chunks(jobs, self.inner.args_max_bytes)?;
+        let db = self.db();
+        match chunks.as_slice() {
+            [] => Ok(Vec::new()),
+            // One statement is atomic by itself.
+            [one] if !use_copy(one) => {
+                let conn = db.conn().await?;
+                insert(db, conn.on(), Some(conn.client()), one, &|c| self.wake(c)).await
+            }
+            all => {
+                // Several statements (or a COPY and its wake-ups): one
+                // transaction, all or none.
+                let mut conn = db.raw().await?;
+                let tx = conn.transaction().await?;
+                let mut out = Vec::new();
+                for cols in all {
+                    out.extend(insert(db, db.on(&tx), Some(tx.client()), cols, &|c| self.wake(c)).await?);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Enqueues a typed job inside the caller's open transaction: the job
+    /// exists, and its wake-up is sent, only if that transaction commits.
+    ///
+    /// Works with a `tokio_postgres::Transaction`, a `deadpool_postgres`
+    /// transaction, or a plain client (autocommit). For `sqlx`, see
+    /// `enqueue_sqlx` (feature `sqlx`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue`]. An error leaves the caller's transaction
+    /// aborted, as any failed statement does.
+    ///
+    /// # Example: a job that commits with the row it is about
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+    /// # impl skiplock::Job for Welcome { const KIND: &'static str = "welcome"; }
+    /// # async fn run(client: skiplock::Client, mut pg: tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tx = pg.transaction().await?;
+    /// let row = tx.query_one("INSERT INTO users (name) VALUES ($1) RETURNING id", &[&"ada"]).await?;
+    /// client.enqueue_tx(&tx, &Welcome { user_id: row.get(0) }, Default::default()).await?;
+    /// tx.commit().await?; // both or neither
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_tx<J: Job>(&self, tx: &impl Executor, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let mut out = self.enqueue_many_tx(tx, vec![NewJob::typed(job, opts)?]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs inside the caller's open transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue_many`].
+    pub async fn enqueue_many_tx(&self, tx: &impl Executor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let db = self.db();
+        let mut out = Vec::new();
+        for cols in chunks(jobs, self.inner.args_max_bytes)? {
+            out.extend(insert(db, db.on(tx.as_exec()), Some(tx.pg_client()), &cols, &|c| self.wake(c)).await?);
+        }
+        Ok(out)
+    }
+
+    /// The queues of `cols` to wake in its statement, as the rate limit
+    /// decides; the trailing wake-ups it holds back are scheduled.
+    pub(crate) fn wake(&self, cols: &Columns) -> Vec<String> {
+        let (now, later) = self.inner.wakeups.decide(cols.due_queues());
+        self.wake_later(later);
+        now
+    }
+
+    /// Sends the trailing wake-ups the rate limit held back, each when its
+    /// queue's interval ends. (Inside a caller's transaction that has not
+    /// committed by then, a worker woken early finds nothing and falls back
+    /// to polling for that job.)
+    fn wake_later(&self, later: Vec<(String, std::time::Instant)>) {
+        for (queue, due) in later {
+            let client = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let sent = async {
+                    let conn = client.db().conn().await?;
+                    crate::db::job::notify(conn.on(), std::slice::from_ref(&queue)).await
+                }
+                .await;
+                client.inner.wakeups.trailing_sent(&queue);
+                if let Err(e) = sent {
+                    tracing::debug!(%queue, error = %e, "trailing wake-up not sent; workers will poll");
+                }
+            });
+        }
+    }
 }

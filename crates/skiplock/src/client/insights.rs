@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CancelResult, Client, QueueStats};
+use super::admin::{CancelResult, QueueStats};
+use super::facade::Client;
 use crate::db::insights::{self as q, SearchParams};
 use crate::error::{Error, Result};
 use crate::job::{JobRow, JobState};
@@ -594,9 +595,8 @@ impl Client {
         if !(1..=SEARCH_LIMIT_MAX).contains(&limit) {
             return Err(Error::invalid("limit", format!("{limit} is out of range 1 to {SEARCH_LIMIT_MAX}")));
         }
-        let db = self.db().await?;
-        let rows =
-            q::jobs_search(&db, self.stmts(), &search.params(), limit as i32 + 1).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::jobs_search(conn.on(), &search.params(), limit as i32 + 1).await?;
         let mut jobs: Vec<JobRow> = rows.iter().map(JobRow::from_row).collect::<Result<_>>()?;
         let more = jobs.len() as i64 > limit;
         jobs.truncate(limit as usize);
@@ -625,14 +625,14 @@ impl Client {
         if !(1..=10_000_000).contains(&cap) {
             return Err(Error::invalid("cap", format!("{cap} is out of range 1 to 10000000")));
         }
-        let db = self.db().await?;
+        let conn = self.db().conn().await?;
         let max_id = match search.max_id {
             Some(id) => id,
-            None => q::jobs_max_id(&db, self.stmts()).await.map_err(|e| self.pg(e))?,
+            None => q::jobs_max_id(conn.on()).await?,
         };
         let mut p = search.params();
         p.max_id = Some(max_id);
-        let n = q::jobs_count(&db, self.stmts(), &p, cap).await.map_err(|e| self.pg(e))?;
+        let n = q::jobs_count(conn.on(), &p, cap).await?;
         Ok(JobCount { n: n.min(cap), capped: n >= cap, max_id })
     }
 
@@ -664,7 +664,7 @@ impl Client {
         let mut report = BulkReport::default();
         let max_id = match search.max_id {
             Some(id) => id,
-            None => q::jobs_max_id(&self.db().await?, self.stmts()).await.map_err(|e| self.pg(e))?,
+            None => q::jobs_max_id(self.db().conn().await?.on()).await?,
         };
         let mut cursor: Option<i64> = None;
         while report.matched < max {
@@ -674,8 +674,8 @@ impl Client {
             p.before = cursor;
             p.after = None;
             let rows = {
-                let db = self.db().await?;
-                q::jobs_search(&db, self.stmts(), &p, (want + 1) as i32).await.map_err(|e| self.pg(e))?
+                let conn = self.db().conn().await?;
+                q::jobs_search(conn.on(), &p, (want + 1) as i32).await?
             };
             let mut ids: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>("id")).collect();
             let more = ids.len() as i64 > want;
@@ -730,8 +730,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn jobs_discard(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        let db = self.db().await?;
-        q::jobs_discard(&db, self.stmts(), ids).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::jobs_discard(conn.on(), ids).await
     }
 
     /// Deletes jobs by id, unfinished (unless running: cancel those first)
@@ -742,8 +742,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn jobs_delete(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        let db = self.db().await?;
-        q::jobs_delete(&db, self.stmts(), ids).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::jobs_delete(conn.on(), ids).await
     }
 
     /// The live worker processes (the workers registry), with what they run
@@ -753,8 +753,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
-        let db = self.db().await?;
-        let rows = q::workers(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::workers(conn.on()).await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -791,8 +791,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn queue_depth(&self) -> Result<QueueDepth> {
-        let db = self.db().await?;
-        let rows = q::depth(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::depth(conn.on()).await?;
         let mut out = QueueDepth::default();
         for r in &rows {
             out.counted_at = r.get(4);
@@ -820,8 +820,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn queues_summary(&self) -> Result<Vec<QueueSummary>> {
-        let db = self.db().await?;
-        let rows = q::queues(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::queues(conn.on()).await?;
         Ok(rows.iter().map(|r| QueueSummary { name: r.get(0), paused: r.get(1), slots: r.get(2) }).collect())
     }
 
@@ -835,9 +835,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn stats_since(&self, since: DateTime<Utc>, resolution: StatsResolution) -> Result<Vec<StatsPoint>> {
-        let db = self.db().await?;
-        let rows =
-            q::stats(&db, self.stmts(), since, resolution == StatsResolution::Hour).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::stats(conn.on(), since, resolution == StatsResolution::Hour).await?;
         let mut merged: BTreeMap<StatsKey, (i64, QueueTimeHistogram)> = BTreeMap::new();
         for r in &rows {
             let Some(outcome) = StatsOutcome::parse(r.get::<_, &str>(3)) else { continue };
@@ -865,8 +864,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn periodic_entries(&self) -> Result<Vec<PeriodicEntry>> {
-        let db = self.db().await?;
-        let rows = q::periodic_list(&db, self.stmts()).await.map_err(|e| self.pg(e))?;
+        let conn = self.db().conn().await?;
+        let rows = q::periodic_list(conn.on()).await?;
         Ok(rows
             .iter()
             .map(|r| PeriodicEntry {
@@ -888,8 +887,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn periodic_pause(&self, name: &str) -> Result<bool> {
-        let db = self.db().await?;
-        q::periodic_set_paused(&db, self.stmts(), name, true).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::periodic_set_paused(conn.on(), name, true).await
     }
 
     /// Resumes a paused periodic job from its next run.
@@ -898,8 +897,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn periodic_resume(&self, name: &str) -> Result<bool> {
-        let db = self.db().await?;
-        q::periodic_set_paused(&db, self.stmts(), name, false).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::periodic_set_paused(conn.on(), name, false).await
     }
 
     /// Asks the leader to enqueue a run of a periodic job now: its next run
@@ -913,8 +912,8 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn periodic_run_now(&self, name: &str) -> Result<bool> {
-        let db = self.db().await?;
-        q::periodic_run_now(&db, self.stmts(), name).await.map_err(|e| self.pg(e))
+        let conn = self.db().conn().await?;
+        q::periodic_run_now(conn.on(), name).await
     }
 }
 

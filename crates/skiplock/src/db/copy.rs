@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use postgres_types::{ToSql, Type};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 
+use super::On;
+use super::columns::Columns;
 use super::json::JsonText;
-use super::{DbError, Statements};
-use crate::client::enqueue::{Columns, Enqueued};
+use crate::error::{Error, Result};
+use crate::job::Enqueued;
 
 /// The enum's text form is sent as text; the column's type converts it.
 #[derive(Debug)]
@@ -32,17 +34,29 @@ impl ToSql for StateText {
     postgres_types::to_sql_checked!();
 }
 
-/// Copies `cols` (no unique keys) into the jobs table on `pg`: three round
-/// trips (ids and clock, the COPY, the wake-ups), so meant for batches.
-/// Inside a transaction the wake-ups go out at commit; in autocommit, right
-/// after the COPY, never before the jobs exist.
+/// Copies `cols` (no unique keys) into the jobs table on `pg`, the
+/// connection under `on`: three round trips (ids and clock, the COPY, the
+/// wake-ups), so meant for batches. Inside a transaction the wake-ups go out
+/// at commit; in autocommit, right after the COPY, never before the jobs
+/// exist.
 pub(crate) async fn insert(
+    on: On<'_>,
     pg: &tokio_postgres::Client,
-    s: &Statements,
     cols: &Columns,
     state_type: &Type,
     wake: &[String],
-) -> Result<Vec<Enqueued>, DbError> {
+) -> Result<Vec<Enqueued>> {
+    copy(on, pg, cols, state_type, wake).await.map_err(|e| Error::from_pg(e, on.schema()))
+}
+
+async fn copy(
+    on: On<'_>,
+    pg: &tokio_postgres::Client,
+    cols: &Columns,
+    state_type: &Type,
+    wake: &[String],
+) -> std::result::Result<Vec<Enqueued>, tokio_postgres::Error> {
+    let s = on.s;
     let n = cols.len() as i64;
     let row = pg.query_one(&*s.job_copy_prepare.sql, &[&n]).await?;
     let now: DateTime<Utc> = row.get(0);
@@ -69,10 +83,7 @@ pub(crate) async fn insert(
             (None, None) => now,
         };
         let state = StateText(if run_at > now { "scheduled" } else { "available" });
-        let tags: Vec<String> = match &cols.tags[i] {
-            Some(json) => serde_json::from_str(json).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let tags = &cols.tags[i];
         writer
             .as_mut()
             .write(&[
@@ -84,7 +95,7 @@ pub(crate) async fn insert(
                 &run_at,
                 &state,
                 &cols.max_attempts[i],
-                &tags,
+                tags,
                 &JsonText(&cols.meta[i]),
                 &cols.timeout_ms[i],
             ])

@@ -1,19 +1,64 @@
 //! Job statements: one function per file in `job/`, each one round trip.
 
-use super::DbError as PgError;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
+use super::On;
+use super::columns::{Columns, InsertOutcome};
 use super::json::{JsonText, RawJson};
-use super::{Exec, Statements};
-use std::collections::HashMap;
+use crate::error::Result;
+use crate::job::{ClaimedJob, JobState, Lease, Outcome};
+use crate::validate;
 
-use crate::client::enqueue::{Columns, InsertOutcome};
-use crate::job::{ClaimedJob, JobState, Lease};
+/// Longest error text kept per attempt, in bytes; longer ones keep their end
+/// (where a stack trace or stderr says what finally went wrong).
+pub const ERROR_TEXT_MAX: usize = 8 << 10;
 
-/// The JSON columns of `cols` as `jsonb` parameters, borrowed as text.
+/// Trims error text to [`ERROR_TEXT_MAX`] (keeping the end) and replaces NUL,
+/// which PostgreSQL text cannot hold.
+pub(crate) fn error_text(s: &str) -> String {
+    let s = if s.len() > ERROR_TEXT_MAX {
+        let mut cut = s.len() - ERROR_TEXT_MAX;
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        format!("…{}", &s[cut..])
+    } else {
+        s.to_owned()
+    };
+    s.replace('\0', "\u{fffd}")
+}
+
+/// What a batch of lease-fenced writes did, by lease: two attempts of one
+/// job (a stale one and the current one) can be in one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Leases that held, with the state each job reached.
+    pub applied: Vec<(Lease, JobState)>,
+    /// Leases that no longer held.
+    pub stale: Vec<Lease>,
+}
+
+/// What a heartbeat did, by lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Beat {
+    /// Leases extended.
+    pub extended: Vec<Lease>,
+    /// Of those, jobs an operator asked to cancel.
+    pub cancel_requested: Vec<Lease>,
+    /// Leases that no longer held.
+    pub lost: Vec<Lease>,
+    /// Whether the worker's registry entry was kept alive.
+    pub registered: bool,
+}
+
+/// The JSON columns of `cols` as `jsonb` parameters, borrowed as text (the
+/// tags serialised, one JSON array per job).
 struct JsonColumns<'a> {
     args: Vec<JsonText<'a>>,
-    tags: Vec<Option<JsonText<'a>>>,
+    tags: Vec<Option<String>>,
     meta: Vec<JsonText<'a>>,
 }
 
@@ -21,23 +66,23 @@ impl<'a> JsonColumns<'a> {
     fn of(cols: &'a Columns) -> Self {
         JsonColumns {
             args: cols.args.iter().map(|a| JsonText(a.get())).collect(),
-            tags: cols.tags.iter().map(|t| t.as_deref().map(JsonText)).collect(),
+            tags: cols.tags_json(),
             meta: cols.meta.iter().map(|m| JsonText(m)).collect(),
         }
+    }
+
+    fn tags(&self) -> Vec<Option<JsonText<'_>>> {
+        self.tags.iter().map(|t| t.as_deref().map(JsonText)).collect()
     }
 }
 
 /// Inserts `cols` (one statement). Returns one entry per input job, in order.
-pub(crate) async fn insert(
-    db: &dyn Exec,
-    s: &Statements,
-    cols: &Columns,
-    wake: &[String],
-) -> Result<InsertOutcome, PgError> {
-    let JsonColumns { args, tags, meta } = JsonColumns::of(cols);
-    let rows = db
+pub(crate) async fn insert(on: On<'_>, cols: &Columns, wake: &[String]) -> Result<InsertOutcome> {
+    let json = JsonColumns::of(cols);
+    let (args, tags, meta) = (&json.args, json.tags(), &json.meta);
+    let rows = on
         .run(
-            &s.job_insert,
+            &on.s.job_insert,
             &[
                 &cols.queue,
                 &cols.kind,
@@ -68,16 +113,12 @@ pub(crate) async fn insert(
 
 /// Inserts `cols`, none with a unique key, in one statement. Returns their
 /// ids in input order.
-pub(crate) async fn insert_plain(
-    db: &dyn Exec,
-    s: &Statements,
-    cols: &Columns,
-    wake: &[String],
-) -> Result<Vec<i64>, PgError> {
-    let JsonColumns { args, tags, meta } = JsonColumns::of(cols);
-    let rows = db
+pub(crate) async fn insert_plain(on: On<'_>, cols: &Columns, wake: &[String]) -> Result<Vec<i64>> {
+    let json = JsonColumns::of(cols);
+    let (args, tags, meta) = (&json.args, json.tags(), &json.meta);
+    let rows = on
         .run(
-            &s.job_insert_plain,
+            &on.s.job_insert_plain,
             &[
                 &cols.queue,
                 &cols.kind,
@@ -98,17 +139,11 @@ pub(crate) async fn insert_plain(
 
 /// Inserts job `i` of `cols`, which has no unique key, alone: one short
 /// statement. Returns its id.
-pub(crate) async fn insert_one(
-    db: &dyn Exec,
-    s: &Statements,
-    cols: &Columns,
-    i: usize,
-    wake: bool,
-) -> Result<i64, PgError> {
-    let tags: Vec<String> = cols.tags[i].as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
-    let rows = db
+pub(crate) async fn insert_one(on: On<'_>, cols: &Columns, i: usize, wake: bool) -> Result<i64> {
+    let tags = &cols.tags[i];
+    let rows = on
         .run(
-            &s.job_insert_one,
+            &on.s.job_insert_one,
             &[
                 &cols.queue[i],
                 &cols.kind[i],
@@ -117,7 +152,7 @@ pub(crate) async fn insert_one(
                 &cols.run_at[i],
                 &cols.delay_ms[i],
                 &cols.max_attempts[i],
-                &tags,
+                tags,
                 &JsonText(&cols.meta[i]),
                 &cols.timeout_ms[i],
                 &wake,
@@ -129,8 +164,8 @@ pub(crate) async fn insert_one(
 
 /// The jobs holding `keys` (unfinished ones, or finished ones kept by a
 /// key's final-state scope): key to id.
-pub(crate) async fn holders(db: &dyn Exec, s: &Statements, keys: &[String]) -> Result<HashMap<String, i64>, PgError> {
-    let rows = db.run(&s.job_holders, &[&keys]).await?;
+pub(crate) async fn holders(on: On<'_>, keys: &[String]) -> Result<HashMap<String, i64>> {
+    let rows = on.run(&on.s.job_holders, &[&keys]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -148,7 +183,7 @@ impl JobClaimParams<'_> {
 }
 
 /// The outcomes of many attempts as the arrays of `finish_claim.sql`.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub(crate) struct FinishColumns {
     pub id: Vec<i64>,
     pub token: Vec<i64>,
@@ -159,18 +194,57 @@ pub(crate) struct FinishColumns {
     pub keep_completed: bool,
 }
 
-/// Records outcomes `f` and claims per `p`, in one statement. Returns the
-/// outcomes written (the leases that still held, with the state each job
+impl FinishColumns {
+    /// `items` as the statement's arrays. Error texts are stored trimmed
+    /// and passed through `redact` (no credentials); waits are capped at
+    /// the schedule horizon (a longer one is a bug upstream, not a reason
+    /// to refuse the outcome).
+    pub fn of<'a>(
+        items: impl IntoIterator<Item = (Lease, &'a Outcome)>,
+        keep_completed: bool,
+        redact: &dyn Fn(&str) -> String,
+    ) -> FinishColumns {
+        let mut c = FinishColumns { keep_completed, ..FinishColumns::default() };
+        let text = |s: &str| error_text(&redact(s));
+        for (lease, outcome) in items {
+            let (outcome, error, delay) = match outcome {
+                Outcome::Completed => ("completed", None, Duration::ZERO),
+                Outcome::Failed { error, retry_in } => ("failed", Some(text(error)), *retry_in),
+                Outcome::Snoozed(d) => ("snoozed", None, *d),
+                Outcome::Cancelled(reason) => ("cancelled", reason.as_deref().map(text), Duration::ZERO),
+                Outcome::Discarded(reason) => ("discarded", Some(text(reason)), Duration::ZERO),
+                Outcome::Released => ("released", None, Duration::ZERO),
+            };
+            c.id.push(lease.id);
+            c.token.push(lease.token);
+            c.outcome.push(outcome);
+            c.error.push(error);
+            let ms = delay.min(validate::SCHEDULE_HORIZON).as_millis();
+            c.delay_ms.push(i64::try_from(ms).expect("the horizon fits"));
+        }
+        c
+    }
+
+    /// The leases of the outcomes.
+    fn leases(&self) -> impl Iterator<Item = Lease> + '_ {
+        self.id.iter().zip(&self.token).map(|(&id, &token)| Lease { id, token })
+    }
+}
+
+/// Records outcomes `f` and claims per `p`, in one statement. Returns what
+/// was written (the leases that still held, with the state each job
 /// reached; the others were stale) and the jobs claimed.
 pub(crate) async fn finish_claim(
-    db: &dyn Exec,
-    s: &Statements,
+    on: On<'_>,
     f: &FinishColumns,
     p: &JobClaimParams<'_>,
-) -> Result<(Vec<(Lease, JobState)>, Vec<ClaimedJob>), PgError> {
-    let rows = db
+) -> Result<(Written, Vec<ClaimedJob>)> {
+    if f.id.is_empty() && p.limit == 0 {
+        return Ok((Written::default(), Vec::new()));
+    }
+    let rows = on
         .run(
-            &s.job_finish_claim,
+            &on.s.job_finish_claim,
             &[
                 &f.id,
                 &f.token,
@@ -207,10 +281,12 @@ pub(crate) async fn finish_claim(
             attempted_at: r.try_get(13)?,
             tags: r.try_get(14)?,
             meta: r.try_get(15)?,
-            timeout: r.try_get::<_, Option<i32>>(16)?.map(|ms| std::time::Duration::from_millis(ms as u64)),
+            timeout: r.try_get::<_, Option<i32>>(16)?.map(|ms| Duration::from_millis(ms as u64)),
         });
     }
-    Ok((finished, claimed))
+    let held: HashSet<Lease> = finished.iter().map(|(l, _)| *l).collect();
+    let stale = f.leases().filter(|l| !held.contains(l)).collect();
+    Ok((Written { applied: finished, stale }, claimed))
 }
 
 /// A worker's entry in the registry: its id and this process's instance.
@@ -221,22 +297,19 @@ pub(crate) struct Registered<'a> {
     pub running: i32,
 }
 
-/// What a heartbeat found: the leases still held, with whether each job has
-/// a cancel request, and whether the registry entry was kept alive.
-pub(crate) struct Beaten {
-    pub held: Vec<(Lease, bool)>,
-    pub registered: bool,
-}
-
-/// Extends leases (and keeps `worker`'s registry entry alive, if given).
+/// Extends `leases` by `lease_ms` and stores each job's progress (JSON text,
+/// or `None` to leave it) in `meta.progress`, and keeps `worker`'s registry
+/// entry alive, if given.
 pub(crate) async fn heartbeat(
-    db: &dyn Exec,
-    s: &Statements,
+    on: On<'_>,
     leases: &[Lease],
     lease_ms: i64,
     progress: &[Option<String>],
     worker: Option<Registered<'_>>,
-) -> Result<Beaten, PgError> {
+) -> Result<Beat> {
+    if leases.is_empty() && worker.is_none() {
+        return Ok(Beat::default());
+    }
     let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
     let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
     let progress: Vec<Option<JsonText<'_>>> =
@@ -245,34 +318,37 @@ pub(crate) async fn heartbeat(
         Some(w) => (Some(w.id), Some(w.instance), Some(w.running)),
         None => (None, None, None),
     };
-    let rows = db.run(&s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress, &id, &instance, &running]).await?;
-    let mut out = Beaten { held: Vec::with_capacity(rows.len()), registered: false };
+    let rows = on.run(&on.s.job_heartbeat, &[&ids, &tokens, &lease_ms, &progress, &id, &instance, &running]).await?;
+    let mut beat = Beat::default();
     for r in &rows {
         match r.try_get::<_, Option<i64>>(0)? {
-            Some(id) => out.held.push((Lease { id, token: r.try_get(1)? }, r.try_get(2)?)),
-            None => out.registered = true,
+            Some(id) => {
+                let held = Lease { id, token: r.try_get(1)? };
+                beat.extended.push(held);
+                if r.try_get(2)? {
+                    beat.cancel_requested.push(held);
+                }
+            }
+            None => beat.registered = true,
         }
     }
-    Ok(out)
+    let kept: HashSet<Lease> = beat.extended.iter().copied().collect();
+    beat.lost = leases.iter().copied().filter(|l| !kept.contains(l)).collect();
+    Ok(beat)
 }
 
 /// Gives back the live jobs leased to `worker` but not among `known`;
 /// returns their ids.
-pub(crate) async fn release_unknown(
-    db: &dyn Exec,
-    s: &Statements,
-    worker: &str,
-    known: &[Lease],
-) -> Result<Vec<i64>, PgError> {
+pub(crate) async fn release_unknown(on: On<'_>, worker: &str, known: &[Lease]) -> Result<Vec<i64>> {
     let ids: Vec<i64> = known.iter().map(|l| l.id).collect();
     let tokens: Vec<i64> = known.iter().map(|l| l.token).collect();
-    let rows = db.run(&s.job_release_unknown, &[&worker, &ids, &tokens]).await?;
-    rows.iter().map(|r| r.try_get(0).map_err(PgError::from)).collect()
+    let rows = on.run(&on.s.job_release_unknown, &[&worker, &ids, &tokens]).await?;
+    Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
 }
 
 /// Takes back up to `limit` jobs with expired leases.
-pub(crate) async fn rescue(db: &dyn Exec, s: &Statements, limit: i64) -> Result<Vec<(i64, JobState)>, PgError> {
-    let rows = db.run(&s.job_rescue, &[&limit]).await?;
+pub(crate) async fn rescue(on: On<'_>, limit: i64) -> Result<Vec<(i64, JobState)>> {
+    let rows = on.run(&on.s.job_rescue, &[&limit]).await?;
     Ok(rows.iter().map(|r| (r.get::<_, i64>(0), state(r.get(1)))).collect())
 }
 
@@ -285,8 +361,8 @@ pub(crate) struct Promoted {
 }
 
 /// Makes up to `limit` due jobs available.
-pub(crate) async fn promote(db: &dyn Exec, s: &Statements, limit: i64) -> Result<Promoted, PgError> {
-    let rows = db.run(&s.job_promote, &[&limit]).await?;
+pub(crate) async fn promote(on: On<'_>, limit: i64) -> Result<Promoted> {
+    let rows = on.run(&on.s.job_promote, &[&limit]).await?;
     let mut out = Promoted::default();
     for r in &rows {
         if let Some(q) = r.get::<_, Option<String>>(0) {
@@ -299,26 +375,26 @@ pub(crate) async fn promote(db: &dyn Exec, s: &Statements, limit: i64) -> Result
 }
 
 /// Cancels jobs; returns (id, "cancelled" | "cancelling") for those found unfinished.
-pub(crate) async fn cancel(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<(i64, String)>, PgError> {
-    let rows = db.run(&s.job_cancel, &[&ids]).await?;
+pub(crate) async fn cancel(on: On<'_>, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    let rows = on.run(&on.s.job_cancel, &[&ids]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Retries jobs; returns the ids made available.
-pub(crate) async fn retry(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<i64>, PgError> {
-    let rows = db.run(&s.job_retry, &[&ids]).await?;
+pub(crate) async fn retry(on: On<'_>, ids: &[i64]) -> Result<Vec<i64>> {
+    let rows = on.run(&on.s.job_retry, &[&ids]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Which of `ids` are still unfinished.
-pub(crate) async fn hot_ids(db: &dyn Exec, s: &Statements, ids: &[i64]) -> Result<Vec<i64>, PgError> {
-    let rows = db.run(&s.job_hot_ids, &[&ids]).await?;
+pub(crate) async fn hot_ids(on: On<'_>, ids: &[i64]) -> Result<Vec<i64>> {
+    let rows = on.run(&on.s.job_hot_ids, &[&ids]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// One job by id.
-pub(crate) async fn get(db: &dyn Exec, s: &Statements, id: i64) -> Result<Option<tokio_postgres::Row>, PgError> {
-    Ok(db.run(&s.job_get, &[&id]).await?.into_iter().next())
+pub(crate) async fn get(on: On<'_>, id: i64) -> Result<Option<tokio_postgres::Row>> {
+    Ok(on.run(&on.s.job_get, &[&id]).await?.into_iter().next())
 }
 
 /// A filter for [`list`].
@@ -331,17 +407,13 @@ pub(crate) struct JobListParams<'a> {
 }
 
 /// Jobs, newest first.
-pub(crate) async fn list(
-    db: &dyn Exec,
-    s: &Statements,
-    p: &JobListParams<'_>,
-) -> Result<Vec<tokio_postgres::Row>, PgError> {
-    db.run(&s.job_list, &[&p.state, &p.queue, &p.kind, &p.before_id, &p.limit]).await
+pub(crate) async fn list(on: On<'_>, p: &JobListParams<'_>) -> Result<Vec<tokio_postgres::Row>> {
+    on.run(&on.s.job_list, &[&p.state, &p.queue, &p.kind, &p.before_id, &p.limit]).await
 }
 
 /// Counts by queue and state.
-pub(crate) async fn stats(db: &dyn Exec, s: &Statements) -> Result<Vec<tokio_postgres::Row>, PgError> {
-    db.run(&s.job_stats, &[]).await
+pub(crate) async fn stats(on: On<'_>) -> Result<Vec<tokio_postgres::Row>> {
+    on.run(&on.s.job_stats, &[]).await
 }
 
 fn state(s: &str) -> JobState {
@@ -351,7 +423,20 @@ fn state(s: &str) -> JobState {
 }
 
 /// Wakes the workers of `queues` (at commit, inside a transaction).
-pub(crate) async fn notify(db: &dyn Exec, s: &Statements, queues: &[String]) -> Result<(), PgError> {
-    db.run(&s.job_notify, &[&queues]).await?;
+pub(crate) async fn notify(on: On<'_>, queues: &[String]) -> Result<()> {
+    on.run(&on.s.job_notify, &[&queues]).await?;
     Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_keeps_the_end_and_drops_nul() {
+        let long = format!("{}END", "é".repeat(ERROR_TEXT_MAX));
+        let t = error_text(&long);
+        assert!(t.len() <= ERROR_TEXT_MAX + "…".len() + 1);
+        assert!(t.ends_with("END") && t.starts_with('…'));
+        assert_eq!(error_text("a\0b"), "a\u{fffd}b");
+    }
 }

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::DbError as PgError;
-use super::{Exec, Statements};
+use super::On;
+use crate::error::Result;
 
 /// One periodic job's row.
 #[derive(Debug, Clone)]
@@ -16,8 +16,8 @@ pub(crate) struct PeriodicRow {
 }
 
 /// The rows of `names` (`None`: all).
-pub(crate) async fn list(db: &dyn Exec, s: &Statements, names: Option<&[String]>) -> Result<Vec<PeriodicRow>, PgError> {
-    let rows = db.run(&s.periodic_list, &[&names]).await?;
+pub(crate) async fn list(on: On<'_>, names: Option<&[String]>) -> Result<Vec<PeriodicRow>> {
+    let rows = on.run(&on.s.periodic_list, &[&names]).await?;
     Ok(rows
         .iter()
         .map(|r| PeriodicRow {
@@ -32,26 +32,19 @@ pub(crate) async fn list(db: &dyn Exec, s: &Statements, names: Option<&[String]>
 
 /// Registers `name` with `schedule` and first run `first`, or restarts it
 /// from `first` if its schedule changed; returns its next run.
-pub(crate) async fn reset(
-    db: &dyn Exec,
-    s: &Statements,
-    name: &str,
-    schedule: &str,
-    first: DateTime<Utc>,
-) -> Result<DateTime<Utc>, PgError> {
-    let rows = db.run(&s.periodic_reset, &[&name, &schedule, &first]).await?;
+pub(crate) async fn reset(on: On<'_>, name: &str, schedule: &str, first: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let rows = on.run(&on.s.periodic_reset, &[&name, &schedule, &first]).await?;
     Ok(rows.first().map_or(first, |r| r.get(0)))
 }
 
 /// Moves `name`'s next run from `from` to `to` if it is still `from`; true
 /// if it was (the caller then inserts the runs in the same transaction).
 pub(crate) async fn advance(
-    db: &dyn Exec,
-    s: &Statements,
+    on: On<'_>,
     name: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     last: Option<DateTime<Utc>>,
-) -> Result<bool, PgError> {
-    Ok(!db.run(&s.periodic_advance, &[&name, &from, &to, &last]).await?.is_empty())
+) -> Result<bool> {
+    Ok(!on.run(&on.s.periodic_advance, &[&name, &from, &to, &last]).await?.is_empty())
 }

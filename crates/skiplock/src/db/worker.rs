@@ -1,9 +1,9 @@
 //! Workers-registry statements: take a worker id for one process, find who
 //! holds it, give it up. (The heartbeat keeps it alive: `job/heartbeat.sql`.)
 
-use super::DbError as PgError;
+use super::On;
 use super::json::JsonText;
-use super::{Exec, Statements};
+use crate::error::Result;
 
 /// A registration to take.
 pub(crate) struct WorkerRegisterParams<'a> {
@@ -17,9 +17,9 @@ pub(crate) struct WorkerRegisterParams<'a> {
 }
 
 /// Takes the id for this instance; false when a live process holds it.
-pub(crate) async fn register(db: &dyn Exec, s: &Statements, p: &WorkerRegisterParams<'_>) -> Result<bool, PgError> {
+pub(crate) async fn register(on: On<'_>, p: &WorkerRegisterParams<'_>) -> Result<bool> {
     let rows =
-        db.run(&s.worker_register, &[&p.id, &p.instance, &p.host, &p.pid, &JsonText(p.queues), &p.lease_ms]).await?;
+        on.run(&on.s.worker_register, &[&p.id, &p.instance, &p.host, &p.pid, &JsonText(p.queues), &p.lease_ms]).await?;
     Ok(!rows.is_empty())
 }
 
@@ -31,12 +31,12 @@ pub(crate) struct Holder {
 }
 
 /// Who holds `id`, if a live process does.
-pub(crate) async fn holder(db: &dyn Exec, s: &Statements, id: &str) -> Result<Option<Holder>, PgError> {
-    let rows = db.run(&s.worker_holder, &[&id]).await?;
+pub(crate) async fn holder(on: On<'_>, id: &str) -> Result<Option<Holder>> {
+    let rows = on.run(&on.s.worker_holder, &[&id]).await?;
     rows.first().map(|r| Ok(Holder { host: r.try_get(0)?, pid: r.try_get(1)? })).transpose()
 }
 
 /// Gives up `id` if `instance` holds it; true if it did.
-pub(crate) async fn deregister(db: &dyn Exec, s: &Statements, id: &str, instance: i64) -> Result<bool, PgError> {
-    Ok(!db.run(&s.worker_deregister, &[&id, &instance]).await?.is_empty())
+pub(crate) async fn deregister(on: On<'_>, id: &str, instance: i64) -> Result<bool> {
+    Ok(!on.run(&on.s.worker_deregister, &[&id, &instance]).await?.is_empty())
 }

@@ -1,120 +1,175 @@
 //! Maintenance: the services one process of a fleet runs for all of them,
-//! as the elected leader.
+//! as the elected leader. Each is a struct with its own config and one
+//! database handle, driven by `crate::service` (the loop, the stop token,
+//! leadership, panic restart):
 //!
-//! - `leader`: the election (a leader row with an expiring lease).
-//! - `rescuer`: expired leases back to the queue (or discarded).
-//! - `scheduler`: due scheduled and retryable jobs made available.
-//! - `cron`: periodic jobs, each run enqueued once.
-//! - `partitions` and `pruner`: the archive's dated partitions ahead of
-//!   time; retention by dropping whole tables; stale unique keys.
+//! - `leader.rs`: [`Leadership`](leader::Leadership) (this process's part in
+//!   the election) and the `Elector` service that keeps the lease.
+//! - `rescuer.rs`: expired leases back to the queue (or discarded).
+//! - `scheduler.rs`: due scheduled and retryable jobs made available.
+//! - `periodic.rs`: periodic jobs, each run enqueued once.
+//! - `archive.rs`: the archive's dated partitions ahead of time, retention.
+//! - `unique_keys.rs`: keys kept past their job's finish, pruned.
+//! - `vacuum.rs`: the hot table vacuumed and analyzed between autovacuum's
+//!   visits.
+//! - `depth.rs`: the queue depth counted for the dashboard.
+//! - `stats.rs`: the workers' per-minute statistics merged, rolled up per
+//!   hour and pruned, for the dashboard.
 //!
-//! Every worker with maintenance on runs these loops, but a pass only runs
-//! while this process leads. Leadership is checked at each pass rather than
-//! by starting and stopping the services: first this process's own view (so
-//! followers stay idle without a query), then, as the first statement of the
-//! pass's transaction, the database's (`db/leader/guard.sql` locks the leader
-//! row FOR KEY SHARE if this process holds an unexpired lease). A takeover
-//! must replace that row, so it waits for a pass in flight to commit: the
-//! passes of two processes never overlap, even while a deposed leader still
+//! Every process with maintenance on runs these services, but a pass only
+//! runs while this process leads: first by its own view (the driver waits
+//! while it does not), then, as the first statement of the pass's
+//! transaction, the database's (`db/leader/guard.sql` locks the leader row
+//! FOR KEY SHARE if this process holds an unexpired lease). A takeover must
+//! replace that row, so it waits for a pass in flight to commit: the passes
+//! of two processes never overlap, even while a deposed leader still
 //! believes it leads. The leader's renewal only updates the row and waits
 //! for no pass. Every pass is bounded in time (statement, lock and
 //! idle-in-transaction timeouts derived from the leader lease), so a pass
 //! stuck on a lock or on a vanished host ends by itself and a takeover gets
-//! through. The loops wake at once when leadership is won.
+//! through. The services run at once when leadership is won.
 
-/// Runs `$body` (which uses `$tx: &dyn Exec`) in a transaction opened by
-/// the leader guard: only if this process leads by its own view and, at this
-/// moment, by the database's (the leader row is then locked FOR KEY SHARE
-/// until commit, so a takeover waits for this pass; the leader's own
-/// renewal does not). The transaction is bounded: statement, lock and
-/// idle-in-transaction timeouts on the server, and a timeout on the whole
-/// pass here, after which the connection is discarded. Evaluates to
-/// `Result<Option<(body's value, confirmed at, done at)>>`, `None` when this
-/// process does not lead; the database saying no also ends its leadership
-/// locally. (A macro, not a function taking an async closure: such a
-/// closure's future cannot be proven `Send` for every borrow of the
-/// transaction, which `tokio::spawn` needs.)
-macro_rules! guarded {
-    ($m:expr, |$tx:ident| $body:expr) => {{
-        let m: &Inner = $m;
-        async {
-            if !m.leader.is_leader() {
-                return Ok(None);
-            }
-            let pg = |e: tokio_postgres::Error| m.client.pg(e.into());
-            let mut conn = crate::db::Discardable::new(m.client.conn().await?);
-            let pass = async {
-                let tx = conn.transaction().await.map_err(pg)?;
-                let s = m.client.stmts();
-                let Some(started) =
-                    crate::db::leader::guard(&tx, s, &m.id, &m.limits.pass).await.map_err(|e| m.client.pg(e))?
-                else {
-                    drop(tx);
-                    m.lost("the database says another process leads");
-                    return Ok(None);
-                };
-                let $tx: &dyn crate::db::Exec = &tx;
-                let out = $body;
-                let finished = crate::db::leader::clock(&tx, s).await.map_err(|e| m.client.pg(e))?;
-                tx.commit().await.map_err(pg)?;
-                Ok::<_, Error>(Some((out, started, finished)))
-            };
-            // The server ends a stuck pass by itself (guard.sql's limits);
-            // this bounds the client's wait too, if the server cannot be
-            // heard from at all.
-            match tokio::time::timeout(m.limits.client, pass).await {
-                Ok(done) => {
-                    if done.as_ref().err().is_none_or(|e: &Error| e.sqlstate().is_some()) {
-                        conn.keep();
-                    }
-                    done
-                }
-                Err(_) => Err(Error::Timeout { after: m.limits.client }),
-            }
-        }
-        .await
-    }};
-}
-
-mod cron;
-mod leader;
-mod partitions;
-mod pruner;
+mod archive;
+mod depth;
+mod guard;
+pub(crate) mod leader;
+mod periodic;
 mod rescuer;
 mod scheduler;
 mod stats;
+mod unique_keys;
 mod vacuum;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-pub use cron::{
-    Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicInfo,
-    PeriodicJob, PeriodicReport, PeriodicRun,
-};
-pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MAX, LEADER_LEASE_MIN, LeaderInfo};
-pub use partitions::{
+pub use archive::{
     ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX, ARCHIVE_INTERVAL_DEFAULT,
-    ARCHIVE_LOCK_TIMEOUT,
+    ARCHIVE_LOCK_TIMEOUT, ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT,
+    RETENTION_COMPLETED_DEFAULT, RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention,
 };
-pub use pruner::{
-    ArchiveReport, DEFAULT_PARTITION_PRUNE_BATCH, RETENTION_CANCELLED_DEFAULT, RETENTION_COMPLETED_DEFAULT,
-    RETENTION_DISCARDED_DEFAULT, RETENTION_MAX, Retention, UNIQUE_PRUNE_BATCH,
+pub use depth::STATS_DEPTH_INTERVAL;
+pub use leader::{LEADER_LEASE_DEFAULT, LEADER_LEASE_MAX, LEADER_LEASE_MIN};
+pub use periodic::{
+    Missed, PERIODIC_BACKFILL_MAX, PERIODIC_CHECK_MAX, PERIODIC_GRACE_DEFAULT, PERIODIC_INTERVAL_MIN, PeriodicJob,
+    PeriodicReport, PeriodicRun,
 };
-pub use stats::{
-    STATS_DEPTH_INTERVAL, STATS_HOUR_RETENTION, STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION,
-    StatsReport,
-};
+pub use rescuer::RESCUE_INTERVAL_DEFAULT;
+pub use scheduler::SCHEDULER_INTERVAL_DEFAULT;
+pub use stats::{STATS_HOUR_RETENTION, STATS_MERGE_AFTER, STATS_MERGE_INTERVAL, STATS_MINUTE_RETENTION, StatsReport};
+pub use unique_keys::UNIQUE_PRUNE_BATCH;
 pub use vacuum::{ANALYZE_CHANGED_MIN, VACUUM_CHECK_INTERVAL, VACUUM_DEAD_MIN};
 
 use crate::client::{Client, PromoteReport, RescueReport};
+use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::runtime::{Event, Shared, spawn_service};
-use crate::validate;
+use crate::events::{Event, Events};
+use crate::service::{self, Gate, Service};
+use leader::{Elector, Leadership};
+
+/// Every maintenance setting: each service's own config, and the election's.
+#[derive(Debug, Clone)]
+pub(crate) struct MaintenanceConfig {
+    /// The name this process is elected under (default: a worker's id, or
+    /// `host-pid-random`).
+    pub id: Option<String>,
+    /// The leader's lease. Default [`LEADER_LEASE_DEFAULT`];
+    /// [`LEADER_LEASE_MIN`] to [`LEADER_LEASE_MAX`].
+    pub lease: Duration,
+    pub rescuer: rescuer::RescuerConfig,
+    pub scheduler: scheduler::SchedulerConfig,
+    pub archive: archive::ArchiveConfig,
+    /// The periodic jobs, as registered (checked by `build`).
+    pub periodic: Vec<PeriodicJob>,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            id: None,
+            lease: LEADER_LEASE_DEFAULT,
+            rescuer: Default::default(),
+            scheduler: Default::default(),
+            archive: Default::default(),
+            periodic: Vec::new(),
+        }
+    }
+}
+
+/// The built services of one process.
+pub(crate) struct Services {
+    db: Db,
+    leadership: Arc<Leadership>,
+    rescuer: Arc<rescuer::Rescuer>,
+    scheduler: Arc<scheduler::Scheduler>,
+    periodic: Arc<periodic::PeriodicJobs>,
+    archive: Arc<archive::Archive>,
+    unique_keys: Arc<unique_keys::UniqueKeys>,
+    vacuum: Arc<vacuum::Vacuum>,
+    depth: Arc<depth::QueueDepth>,
+    stats: Arc<stats::Stats>,
+}
+
+impl Services {
+    /// Checks `cfg` and builds every service on `db`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for the first bad setting, naming it.
+    pub fn new(cfg: MaintenanceConfig, db: Db, events: Events) -> Result<Services> {
+        let mut periodic = Vec::new();
+        for job in cfg.periodic {
+            let p = job.compile()?;
+            if periodic.iter().any(|q: &periodic::Periodic| q.name == p.name) {
+                return Err(Error::invalid("periodic", format!("{:?} is registered twice", p.name)));
+            }
+            periodic.push(p);
+        }
+        let id = cfg.id.unwrap_or_else(crate::host::default_worker_id);
+        let leadership = Arc::new(Leadership::new(id, cfg.lease, events)?);
+        let l = || leadership.clone();
+        let interval = cfg.archive.interval;
+        Ok(Services {
+            rescuer: Arc::new(rescuer::Rescuer::new(cfg.rescuer, db.clone(), l())?),
+            scheduler: Arc::new(scheduler::Scheduler::new(cfg.scheduler, db.clone(), l())?),
+            periodic: Arc::new(periodic::PeriodicJobs::new(periodic, db.clone(), l())),
+            archive: Arc::new(archive::Archive::new(cfg.archive, db.clone(), l())?),
+            unique_keys: Arc::new(unique_keys::UniqueKeys::new(interval, db.clone(), l())),
+            vacuum: Arc::new(vacuum::Vacuum::new(db.clone(), l())),
+            depth: Arc::new(depth::QueueDepth::new(db.clone(), l())),
+            stats: Arc::new(stats::Stats::new(db.clone(), l())),
+            leadership,
+            db,
+        })
+    }
+
+    /// Starts the elector and every service, until `stop`. `registered`:
+    /// a worker's registry entry (only a process holding its worker id
+    /// stands for election).
+    pub fn spawn(&self, registered: Option<watch::Receiver<bool>>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let elector = Elector { leadership: self.leadership.clone(), db: self.db.clone(), registered };
+        let leading = || Gate::Leader(self.leadership.watch());
+        let mut all = vec![
+            service::spawn(Arc::new(elector), Gate::Always, stop.clone()),
+            service::spawn(self.rescuer.clone(), leading(), stop.clone()),
+            service::spawn(self.scheduler.clone(), leading(), stop.clone()),
+            service::spawn(self.archive.clone(), leading(), stop.clone()),
+            service::spawn(self.unique_keys.clone(), leading(), stop.clone()),
+            service::spawn(self.vacuum.clone(), leading(), stop.clone()),
+            service::spawn(self.depth.clone(), leading(), stop.clone()),
+            service::spawn(self.stats.clone(), leading(), stop.clone()),
+        ];
+        if !self.periodic.is_empty() {
+            all.push(service::spawn(self.periodic.clone(), leading(), stop.clone()));
+        }
+        all
+    }
+}
 
 /// The maintenance services of one process, and its part in the leader
 /// election. A [`Worker`](crate::Worker) builds and runs one (unless
@@ -138,104 +193,65 @@ use crate::validate;
 /// ```
 #[derive(Clone)]
 pub struct Maintenance {
-    inner: Arc<Inner>,
+    inner: Arc<Services>,
 }
 
 impl std::fmt::Debug for Maintenance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Maintenance").field("id", &self.inner.id).finish_non_exhaustive()
+        f.debug_struct("Maintenance").field("id", &self.inner.leadership.id).finish_non_exhaustive()
     }
-}
-
-pub(crate) struct Inner {
-    client: Client,
-    id: String,
-    lease: Duration,
-    /// Time limits derived from the lease.
-    limits: Limits,
-    leader: leader::State,
-    periodic: Vec<cron::Periodic>,
-    retention: Retention,
-    days_ahead: u32,
-    archive_interval: Duration,
-    /// Where the unique-key pruner goes on from.
-    unique_cursor: Mutex<String>,
-    events: broadcast::Sender<Event>,
 }
 
 /// Builds a [`Maintenance`].
 #[derive(Debug)]
 pub struct MaintenanceBuilder {
     client: Client,
-    id: Option<String>,
-    lease: Duration,
-    periodic: Vec<cron::Periodic>,
-    retention: Retention,
-    days_ahead: u32,
-    archive_interval: Duration,
-    events: Option<broadcast::Sender<Event>>,
-    errors: Vec<Error>,
+    cfg: MaintenanceConfig,
+    events: Events,
 }
 
 impl MaintenanceBuilder {
     /// The name this process takes part in the election under (default:
     /// `host-pid-random`; a worker uses its worker id). Unique per process.
     pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
+        self.cfg.id = Some(id.into());
         self
     }
 
     /// How long the leader's lease lasts unrenewed (default
     /// [`LEADER_LEASE_DEFAULT`], from [`LEADER_LEASE_MIN`] to
-    /// [`LEADER_LEASE_MAX`]). It renews
-    /// every third of it, and a dead leader is replaced within about a third
-    /// of it after the lease ran out.
+    /// [`LEADER_LEASE_MAX`]). It renews every third of it, and a dead leader
+    /// is replaced within about a third of it after the lease ran out.
     pub fn leader_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.cfg.lease = lease;
         self
     }
 
-    /// Adds a periodic job. A bad schedule is rejected here (reported by
-    /// `build`), with an error naming the field: `cron`, `timezone`,
-    /// `interval`, `periodic` (the name) or `job`.
+    /// Adds a periodic job. A bad schedule is rejected by `build`, with an
+    /// error naming the field: `cron`, `timezone`, `interval`, `periodic`
+    /// (the name) or `job`.
     pub fn periodic(mut self, job: PeriodicJob) -> Self {
-        match job.compile() {
-            Ok(p) if self.periodic.iter().any(|q| q.name == p.name) => {
-                self.errors.push(Error::invalid("periodic", format!("{:?} is registered twice", p.name)));
-            }
-            Ok(p) => self.periodic.push(p),
-            Err(e) => self.errors.push(e),
-        }
+        self.cfg.periodic.push(job);
         self
     }
 
     /// How long finished jobs are kept (default [`Retention::default`]).
     pub fn retention(mut self, retention: Retention) -> Self {
-        self.retention = retention;
+        self.cfg.archive.retention = retention;
         self
     }
 
     /// UTC days of archive partitions created beyond today (default
     /// [`ARCHIVE_DAYS_AHEAD_DEFAULT`], at most [`ARCHIVE_DAYS_AHEAD_MAX`]).
     pub fn archive_days_ahead(mut self, days: u32) -> Self {
-        self.days_ahead = days;
+        self.cfg.archive.days_ahead = days;
         self
     }
 
     /// How often the leader creates partitions and applies retention
     /// (default [`ARCHIVE_INTERVAL_DEFAULT`], at least a second).
     pub fn archive_interval(mut self, every: Duration) -> Self {
-        self.archive_interval = every;
-        self
-    }
-
-    /// Whether any periodic job was registered.
-    pub(crate) fn has_periodic(&self) -> bool {
-        !self.periodic.is_empty()
-    }
-
-    pub(crate) fn events(mut self, events: broadcast::Sender<Event>) -> Self {
-        self.events = Some(events);
+        self.cfg.archive.interval = every;
         self
     }
 
@@ -248,68 +264,8 @@ impl MaintenanceBuilder {
     /// [`LEADER_LEASE_MIN`] or over [`LEADER_LEASE_MAX`], a retention over
     /// [`RETENTION_MAX`], a bad id.
     pub fn build(self) -> Result<Maintenance> {
-        if let Some(e) = self.errors.into_iter().next() {
-            return Err(e);
-        }
-        if self.lease < LEADER_LEASE_MIN {
-            return Err(Error::invalid("leader_lease", format!("must be at least {LEADER_LEASE_MIN:?}")));
-        }
-        if self.lease > LEADER_LEASE_MAX {
-            return Err(Error::invalid("leader_lease", format!("must be at most {LEADER_LEASE_MAX:?}")));
-        }
-        if self.days_ahead > ARCHIVE_DAYS_AHEAD_MAX {
-            let e = format!("{} is more than {ARCHIVE_DAYS_AHEAD_MAX}", self.days_ahead);
-            return Err(Error::invalid("archive_days_ahead", e));
-        }
-        if self.archive_interval < Duration::from_secs(1) {
-            return Err(Error::invalid("archive_interval", "must be at least 1s"));
-        }
-        self.retention.check()?;
-        let id = self.id.unwrap_or_else(crate::worker::default_worker_id);
-        validate::text("id", &id, 255)?;
-        Ok(Maintenance {
-            inner: Arc::new(Inner {
-                client: self.client,
-                id,
-                lease: self.lease,
-                limits: Limits::of(self.lease),
-                leader: leader::State::new(),
-                periodic: self.periodic,
-                retention: self.retention,
-                days_ahead: self.days_ahead,
-                archive_interval: self.archive_interval,
-                unique_cursor: Mutex::new(String::new()),
-                events: self.events.unwrap_or_else(|| broadcast::channel(1024).0),
-            }),
-        })
-    }
-}
-
-/// How long the maintenance's statements may take, derived from the leader
-/// lease (`L`, 10 s by default): a pass's statements `L`, its lock waits
-/// `L/4`, its idle moments `L/2` (a pass is idle only for a client round
-/// trip; a vanished leader's session ends after that), the whole pass `3L`
-/// on the client's side; an election's lock wait `L/4` (its client gives
-/// up at `L/2`). A takeover therefore waits at most about `L` for a stuck
-/// pass.
-pub(crate) struct Limits {
-    pub pass: crate::db::leader::PassLimits,
-    pub client: Duration,
-    pub elect_lock: String,
-}
-
-impl Limits {
-    fn of(lease: Duration) -> Limits {
-        let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
-        Limits {
-            pass: crate::db::leader::PassLimits {
-                statement: ms(lease.max(Duration::from_secs(1))),
-                lock: ms(lease / 4),
-                idle: ms((lease / 2).max(Duration::from_secs(1))),
-            },
-            client: lease * 3,
-            elect_lock: ms(lease / 4),
-        }
+        let services = Services::new(self.cfg, self.client.db().clone(), self.events)?;
+        Ok(Maintenance { inner: Arc::new(services) })
     }
 }
 
@@ -338,34 +294,24 @@ pub struct MaintenanceReport {
 impl Maintenance {
     /// Settings for the maintenance of `client`'s schema.
     pub fn builder(client: Client) -> MaintenanceBuilder {
-        MaintenanceBuilder {
-            client,
-            id: None,
-            lease: LEADER_LEASE_DEFAULT,
-            periodic: Vec::new(),
-            retention: Retention::default(),
-            days_ahead: ARCHIVE_DAYS_AHEAD_DEFAULT,
-            archive_interval: ARCHIVE_INTERVAL_DEFAULT,
-            events: None,
-            errors: Vec::new(),
-        }
+        MaintenanceBuilder { client, cfg: MaintenanceConfig::default(), events: Events::new() }
     }
 
     /// The id this process is elected under.
     pub fn id(&self) -> &str {
-        &self.inner.id
+        &self.inner.leadership.id
     }
 
     /// Events from now on: [`Event::LeaderElected`], [`Event::LeaderLost`],
     /// [`Event::PeriodicEnqueued`], [`Event::ArchiveMaintained`].
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        self.inner.leadership.events.subscribe()
     }
 
     /// Whether this process believes it leads: elected, and its lease not
     /// run out by its own clock. Each pass checks again in the database.
     pub fn is_leader(&self) -> bool {
-        self.inner.leader.is_leader()
+        self.inner.leadership.is_leader()
     }
 
     /// One election round (what the elector does every third of the lease):
@@ -376,7 +322,7 @@ impl Maintenance {
     ///
     /// Database errors; leadership is kept locally until its lease runs out.
     pub async fn elect(&self) -> Result<bool> {
-        self.inner.elect().await
+        self.inner.leadership.elect(&self.inner.db).await
     }
 
     /// Gives up leadership (deletes the leader row if held), so another
@@ -386,7 +332,7 @@ impl Maintenance {
     ///
     /// Database errors.
     pub async fn resign(&self) -> Result<bool> {
-        self.inner.resign().await
+        self.inner.leadership.resign(&self.inner.db).await
     }
 
     /// Every service once: a rescue batch, a scheduler batch and the
@@ -397,21 +343,21 @@ impl Maintenance {
     ///
     /// # Errors
     ///
-    /// Database errors (nothing of the pass is kept then).
+    /// Database errors (nothing of the failed transaction is kept then).
     pub async fn run_once(&self) -> Result<Option<MaintenanceReport>> {
-        let m = &self.inner;
-        let out = guarded!(m, |tx| {
-            let rescued = rescuer::pass(m, tx).await?;
-            let promoted = scheduler::pass(m, tx).await?;
-            let periodic = cron::pass(m, tx).await?;
+        let s = &self.inner;
+        let jobs = s.periodic.jobs();
+        let out = guard::guarded!(&s.leadership, &s.db, |on| {
+            let rescued = rescuer::batch(on).await?;
+            let promoted = scheduler::batch(on).await?;
+            let periodic = periodic::pass(&s.db, on, jobs).await?;
             (rescued, promoted, periodic)
         })?;
         let Some(((rescued, promoted, periodic), started_at, finished_at)) = out else {
             return Ok(None);
         };
-        m.announce(&periodic, &ArchiveReport::default());
-        // The archive's DDL in transactions of its own (see archive_pass).
-        let archive = m.archive_pass(None).await?.unwrap_or_default();
+        s.periodic.announce(&periodic);
+        let archive = self.archive_once(None).await?.unwrap_or_default();
         Ok(Some(MaintenanceReport { started_at, finished_at, rescued, promoted, periodic, archive }))
     }
 
@@ -422,7 +368,7 @@ impl Maintenance {
     ///
     /// Database errors (no run is enqueued then).
     pub async fn periodic_once(&self) -> Result<Option<PeriodicReport>> {
-        self.inner.periodic_pass().await
+        self.inner.periodic.run_once().await
     }
 
     /// The vacuum service's pass: vacuums the hot table if its dead tuples
@@ -436,127 +382,45 @@ impl Maintenance {
     ///
     /// Database errors only.
     pub async fn vacuum_once(&self) -> Result<Option<bool>> {
-        if !self.inner.leader.is_leader() {
-            return Ok(None);
-        }
-        vacuum::pass(&self.inner).await.map(Some)
+        self.inner.vacuum.run_once().await
+    }
+
+    /// The dashboard's statistics services' passes: counts the queue depth,
+    /// merges the workers' statistics rows of minutes before `merge_before`
+    /// (`None`: those that ended [`STATS_MERGE_AFTER`] ago; a test may pass
+    /// a later time once its workers stopped), and prunes by retention.
+    /// `None` when this process does not lead.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn stats_once(&self, merge_before: Option<DateTime<Utc>>) -> Result<Option<StatsReport>> {
+        let Some(depth) = self.inner.depth.run_once().await? else { return Ok(None) };
+        let Some(merged) = self.inner.stats.pass(merge_before).await? else { return Ok(None) };
+        Ok(Some(StatsReport {
+            depth_pairs: depth.pairs,
+            depth_took: depth.took,
+            merged: merged.merged,
+            pruned: merged.pruned,
+        }))
     }
 
     /// The archive service's pass as if the time were `at` (`None`: the
-    /// database's now): creates the partitions of `at`'s UTC day and the
-    /// days ahead, drops the tables past retention, prunes the default
-    /// partition and stale unique keys. `None` when this process does not
-    /// lead.
-    ///
-    /// `at` must lie within [`ARCHIVE_AT_WINDOW`] of the database's clock,
-    /// and not after it: retention is never applied ahead of time.
+    /// database's now; for retention, never later than it): creates the
+    /// partitions of `at`'s UTC day and the days ahead, drops the tables
+    /// past retention, prunes the default partition, and a batch of stale
+    /// unique keys. `None` when this process does not lead.
     ///
     /// # Errors
     ///
     /// Database errors, such as a lock not granted within
-    /// [`ARCHIVE_LOCK_TIMEOUT`], or SQLSTATE 22023 for an `at` outside the
-    /// window (nothing is changed then).
+    /// [`ARCHIVE_LOCK_TIMEOUT`] (the step that failed changed nothing), or
+    /// an `at` further than [`ARCHIVE_AT_WINDOW`] from the database's clock.
     pub async fn archive_once(&self, at: Option<DateTime<Utc>>) -> Result<Option<ArchiveReport>> {
-        self.inner.archive_pass(at).await
-    }
-}
-
-impl Inner {
-    fn emit(&self, ev: Event) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(ev);
-        }
-    }
-
-    fn announce(&self, periodic: &PeriodicReport, archive: &ArchiveReport) {
-        for run in &periodic.enqueued {
-            self.emit(Event::PeriodicEnqueued { name: run.name.clone(), run_at: run.run_at, id: run.id });
-        }
-        if !archive.created.is_empty() || !archive.dropped.is_empty() {
-            tracing::info!(created = ?archive.created, dropped = ?archive.dropped, "archive partitions changed");
-            self.emit(Event::ArchiveMaintained { created: archive.created.clone(), dropped: archive.dropped.clone() });
-        }
-    }
-
-    /// Rescue batches until fewer than a batch were found.
-    async fn rescue_pass(&self) -> Result<Option<RescueReport>> {
-        let mut all = RescueReport::default();
-        loop {
-            let Some((r, _, _)) = guarded!(self, |tx| rescuer::pass(self, tx).await?)? else {
-                return Ok(None);
-            };
-            let n = r.rescued.len();
-            all.rescued.extend(r.rescued);
-            if n < rescuer::RESCUE_BATCH as usize {
-                return Ok(Some(all));
-            }
-        }
-    }
-
-    async fn promote_pass(&self) -> Result<Option<PromoteReport>> {
-        Ok(guarded!(self, |tx| scheduler::pass(self, tx).await?)?.map(|(r, _, _)| r))
-    }
-
-    async fn periodic_pass(&self) -> Result<Option<PeriodicReport>> {
-        let out = guarded!(self, |tx| cron::pass(self, tx).await?)?.map(|(r, _, _)| r);
-        if let Some(r) = &out {
-            self.announce(r, &ArchiveReport::default());
-        }
-        Ok(out)
-    }
-
-    /// The archive's partitions ahead, retention, and the unique-key prune:
-    /// each partition made and each table dropped in a leader-guarded
-    /// transaction of its own, then the default partition's and the unique
-    /// keys' prunes in one more each, so no lock the workers need is held
-    /// for longer than one statement (review #8).
-    async fn archive_pass(&self, at: Option<DateTime<Utc>>) -> Result<Option<ArchiveReport>> {
-        let mut report = ArchiveReport::default();
-        // At most a partition per day ahead (and today): bounded even if
-        // the database kept answering with one.
-        for _ in 0..=self.days_ahead {
-            match guarded!(self, |tx| partitions::create_one(self, tx, at).await?)? {
-                None => return Ok(None),
-                Some((Some(made), _, _)) => report.created.push(made),
-                Some((None, _, _)) => break,
-            }
-        }
-        loop {
-            match guarded!(self, |tx| partitions::expire_one(self, tx, at).await?)? {
-                None => return Ok(None),
-                Some((Some(dropped), _, _)) => report.dropped.push(dropped),
-                Some((None, _, _)) => break,
-            }
-        }
-        let Some((pruned, _, _)) = guarded!(self, |tx| pruner::prune_default(self, tx, at).await?)? else {
+        let Some(mut report) = self.inner.archive.pass(at).await? else {
             return Ok(None);
         };
-        report.default_pruned = pruned;
-        let Some((keys, _, _)) = guarded!(self, |tx| pruner::prune_unique(self, tx).await?)? else {
-            return Ok(None);
-        };
-        report.unique_keys_pruned = keys;
-        self.announce(&PeriodicReport::default(), &report);
+        report.unique_keys_pruned = self.inner.unique_keys.run_once().await?.unwrap_or_default();
         Ok(Some(report))
     }
-}
-
-/// Starts the elector and every maintenance service of a worker.
-pub(crate) fn spawn(sh: Arc<Shared>) -> Vec<JoinHandle<()>> {
-    let m = sh.cfg.services.clone().expect("a worker with maintenance on builds its services").inner;
-    macro_rules! service {
-        ($name:literal, $run:path) => {{
-            let (s, m) = (sh.clone(), m.clone());
-            spawn_service(&sh, $name, move || $run(s.clone(), m.clone()))
-        }};
-    }
-    vec![
-        service!("leader", leader::run),
-        service!("rescuer", rescuer::run),
-        service!("scheduler", scheduler::run),
-        service!("cron", cron::run),
-        service!("partitions", partitions::run),
-        service!("vacuum", vacuum::run),
-        service!("stats", stats::run),
-    ]
 }

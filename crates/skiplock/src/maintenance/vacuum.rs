@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Inner;
-use crate::db;
-use crate::runtime::Shared;
+use super::leader::Leadership;
+use crate::db::{self, Db};
+use crate::error::Result;
+use crate::service::Service;
 
 /// How often the leader looks at the hot table's statistics: 5 seconds.
 pub const VACUUM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,41 +42,53 @@ pub(crate) fn analyze_due(changed: i64, planned: i64) -> bool {
     changed >= ANALYZE_CHANGED_MIN && changed >= planned
 }
 
-pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
-    loop {
-        tokio::select! {
-            _ = sh.services_stop.cancelled() => return,
-            _ = tokio::time::sleep(VACUUM_CHECK_INTERVAL) => {}
-        }
-        if !m.leader.is_leader() {
-            continue;
-        }
-        if let Err(e) = pass(&m).await {
-            tracing::warn!(error = %e, "hot table vacuum check failed");
-        }
+/// The vacuum service: looks at the hot table's statistics every
+/// [`VACUUM_CHECK_INTERVAL`] while this process leads.
+pub(crate) struct Vacuum {
+    db: Db,
+    leadership: Arc<Leadership>,
+}
+
+impl Vacuum {
+    pub fn new(db: Db, leadership: Arc<Leadership>) -> Vacuum {
+        Vacuum { db, leadership }
     }
 }
 
-/// Vacuums (and analyzes) the hot table if it is due, or only analyzes it
-/// if its statistics are out of date; true if it did either.
-pub(crate) async fn pass(m: &Inner) -> crate::Result<bool> {
-    let s = m.client.stmts();
-    let db = m.client.db().await?;
-    let stats = db::vacuum::jobs_dead(&db, s).await.map_err(|e| m.client.pg(e))?;
-    let started = std::time::Instant::now();
-    if due(stats.dead, stats.live) {
-        db::vacuum::jobs_vacuum(&db, s).await.map_err(|e| m.client.pg(e))?;
-        tracing::debug!(?stats, took = ?started.elapsed(), "vacuumed the hot table");
-        metrics::counter!("skiplock_hot_table_vacuums_total").increment(1);
-        return Ok(true);
+impl Service for Vacuum {
+    const NAME: &'static str = "vacuum";
+    /// Whether it vacuumed or analyzed.
+    type Report = bool;
+
+    /// Vacuums (and analyzes) the hot table if it is due, or only analyzes
+    /// it if its statistics are out of date; `Some(true)` if it did either.
+    /// (No leader guard: a vacuum cannot run in a transaction, and two at
+    /// once are harmless, `SKIP_LOCKED` makes the second a no-op.)
+    async fn run_once(&self) -> Result<Option<bool>> {
+        if !self.leadership.is_leader() {
+            return Ok(None);
+        }
+        let conn = self.db.conn().await?;
+        let stats = db::vacuum::jobs_dead(conn.on()).await?;
+        let started = std::time::Instant::now();
+        if due(stats.dead, stats.live) {
+            db::vacuum::jobs_vacuum(&conn).await?;
+            tracing::debug!(?stats, took = ?started.elapsed(), "vacuumed the hot table");
+            metrics::counter!(crate::metrics::HOT_TABLE_VACUUMS).increment(1);
+            return Ok(Some(true));
+        }
+        if analyze_due(stats.changed, stats.planned) {
+            db::vacuum::jobs_analyze(&conn).await?;
+            tracing::debug!(?stats, took = ?started.elapsed(), "analyzed the hot table");
+            metrics::counter!(crate::metrics::HOT_TABLE_ANALYZES).increment(1);
+            return Ok(Some(true));
+        }
+        Ok(Some(false))
     }
-    if analyze_due(stats.changed, stats.planned) {
-        db::vacuum::jobs_analyze(&db, s).await.map_err(|e| m.client.pg(e))?;
-        tracing::debug!(?stats, took = ?started.elapsed(), "analyzed the hot table");
-        metrics::counter!("skiplock_hot_table_analyzes_total").increment(1);
-        return Ok(true);
+
+    fn next_pass(&self, _last: &Result<Option<bool>>) -> Duration {
+        VACUUM_CHECK_INTERVAL
     }
-    Ok(false)
 }
 
 #[cfg(test)]

@@ -1,161 +1,199 @@
-//! One LISTEN connection per worker process: insert notifications wake the
-//! queue's producer, control notifications cancel running jobs and resume
-//! queues. When the connection drops, producers fall back to polling at the
-//! shortest interval, and after reconnecting every producer polls once, since
-//! notifications sent meanwhile are gone.
+//! The LISTEN side: one connection per worker process, listening on the
+//! schema's insert and control channels, publishing what it hears as typed
+//! [`Notification`]s to whoever subscribed. It knows nothing of workers:
+//! the runtime subscribes and acts (`runtime/wakeups.rs`), and so could
+//! anything else that wants to hear about new jobs.
+//!
+//! When the connection drops it says so ([`Notification::Lost`]), retries
+//! with a backoff, and says when it is back ([`Notification::Connected`]):
+//! notifications sent meanwhile are gone, so a subscriber should look for
+//! itself then.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
 
-use crate::handler::CancelReason;
-use crate::runtime::{Event, Shared, WakeSource, sleep_or};
-use crate::worker::Listen;
+use crate::schema::Schema;
+use crate::service::sleep_or;
 
 /// Longest pause between reconnection attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Notifications kept for a slow subscriber; one that lags is told so
+/// (`RecvError::Lagged`) and should act as after a reconnection.
+const BUFFERED: usize = 1024;
 
-pub(crate) async fn run(sh: Arc<Shared>) {
-    let config = match &sh.cfg.listen {
-        Listen::Disabled => return,
-        Listen::Auto => sh.client.pg_config().clone(),
-        Listen::Url(url) => match url.parse::<tokio_postgres::Config>() {
-            // As the client's own connections: a peer that vanished is
-            // noticed in about a minute, not the kernel's two hours, and a
-            // connect attempt does not hang.
-            Ok(mut c) => {
-                c.keepalives(true)
-                    .keepalives_idle(Duration::from_secs(30))
-                    .keepalives_interval(Duration::from_secs(10));
-                if c.get_connect_timeout().is_none() {
-                    c.connect_timeout(Duration::from_secs(10));
-                }
-                c
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the LISTEN url does not parse; polling only");
-                return;
-            }
-        },
-    };
-    // Listen once this process holds its worker id, when its producers may
-    // claim: a wake-up before that would find nobody to wake.
-    if !sh.registry.wait(&sh.services_stop).await {
-        return;
-    }
-    let mut wait = Duration::from_millis(100);
-    let mut connected_before = false;
-    loop {
-        match listen(&sh, &config).await {
-            Ok((client, mut messages)) => {
-                sh.listening.store(true, Ordering::Relaxed);
-                sh.emit(Event::ListenerConnected);
-                if connected_before {
-                    sh.wake_all(WakeSource::Reconnect);
-                }
-                connected_before = true;
-                wait = Duration::from_millis(100);
-                // A connection that silently stopped delivering (a half-open
-                // path, a proxy that forgot it) says nothing: ask it once per
-                // longest poll interval (the longest a missed wake-up would
-                // cost anyway), and reconnect when it does not answer within
-                // another.
-                let every = sh.cfg.poll_interval_max.max(Duration::from_millis(100));
-                let mut ping = tokio::time::interval(every);
-                ping.reset();
-                let error = loop {
-                    tokio::select! {
-                        _ = sh.services_stop.cancelled() => return,
-                        m = messages.recv() => match m {
-                            Some(Ok(n)) => dispatch(&sh, n.channel(), n.payload()),
-                            Some(Err(e)) => break e.to_string(),
-                            None => break "connection closed".to_owned(),
-                        },
-                        _ = ping.tick() => {
-                            match tokio::time::timeout(every, client.simple_query("")).await {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(e)) => break e.to_string(),
-                                Err(_) => break format!("no answer to a ping within {every:?}"),
-                            }
-                        }
-                    }
-                };
-                drop(client);
-                sh.listening.store(false, Ordering::Relaxed);
-                tracing::warn!(%error, "LISTEN connection lost; polling until it is back");
-                sh.emit(Event::ListenerLost { error });
-                // Jobs may have arrived unannounced: look now.
-                sh.wake_all(WakeSource::Reconnect);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection; polling meanwhile"),
-        }
-        if !sleep_or(&sh.services_stop, wait).await {
-            return;
-        }
-        wait = (wait * 2).min(RECONNECT_MAX);
+/// What the LISTEN connection heard, or what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Notification {
+    /// Jobs became available in a queue (an enqueue, the scheduler, a
+    /// retry).
+    Insert { queue: String },
+    /// An operator's message on the control channel.
+    Control(Control),
+    /// The connection is up; `again` after it had been lost.
+    Connected { again: bool },
+    /// The connection was lost; it is being re-established.
+    Lost { error: String },
+}
+
+/// A message on the control channel, as the SQL API sends it: a JSON object
+/// with one key (`{"cancel": 42}`, `{"pause": "mail"}`, `{"resume": "mail"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Control {
+    /// Job `id` was cancelled: stop it if it runs here.
+    Cancel(i64),
+    /// A queue was paused (claims find nothing in it from now on).
+    Pause(String),
+    /// A queue was resumed: look at it now.
+    Resume(String),
+}
+
+impl Control {
+    /// Parses a control payload; `None` for one this version does not know.
+    pub fn parse(payload: &str) -> Option<Control> {
+        serde_json::from_str(payload).ok()
     }
 }
 
 type Messages = mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tokio_postgres::Error>>;
 
-/// Connects and LISTENs; notifications arrive on the returned channel, which
-/// ends (with an error or closed) when the connection does.
-async fn listen(
-    sh: &Shared,
-    config: &tokio_postgres::Config,
-) -> Result<(tokio_postgres::Client, Messages), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(m) = stream.next().await {
-            match m {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(Ok(n)).is_err() {
+/// The LISTEN connection of one process; see the module doc.
+pub(crate) struct Listener {
+    config: tokio_postgres::Config,
+    insert_channel: String,
+    control_channel: String,
+    /// How often to check that the connection still answers.
+    ping_every: Duration,
+    tx: broadcast::Sender<Notification>,
+}
+
+impl Listener {
+    /// A listener for `schema`'s channels over a connection made with
+    /// `config`, checked every `ping_every`.
+    pub fn new(config: tokio_postgres::Config, schema: &Schema, ping_every: Duration) -> Self {
+        Listener {
+            config,
+            insert_channel: schema.insert_channel(),
+            control_channel: schema.control_channel(),
+            ping_every: ping_every.max(Duration::from_millis(100)),
+            tx: broadcast::channel(BUFFERED).0,
+        }
+    }
+
+    /// Notifications from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.tx.subscribe()
+    }
+
+    fn publish(&self, n: Notification) {
+        let _ = self.tx.send(n);
+    }
+
+    /// Listens until `stop`, reconnecting whenever the connection is lost.
+    pub async fn run(&self, stop: &CancellationToken) {
+        let mut wait = Duration::from_millis(100);
+        let mut connected_before = false;
+        loop {
+            match self.listen().await {
+                Ok((client, mut messages)) => {
+                    self.publish(Notification::Connected { again: connected_before });
+                    connected_before = true;
+                    wait = Duration::from_millis(100);
+                    // A connection that silently stopped delivering (a
+                    // half-open path, a proxy that forgot it) says nothing:
+                    // ask it once per `ping_every` (the longest a missed
+                    // wake-up would cost a polling worker anyway), and
+                    // reconnect when it does not answer within another.
+                    let every = self.ping_every;
+                    let mut ping = tokio::time::interval(every);
+                    ping.reset();
+                    let error = loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            m = messages.recv() => match m {
+                                Some(Ok(n)) => self.heard(n.channel(), n.payload()),
+                                Some(Err(e)) => break e.to_string(),
+                                None => break "connection closed".to_owned(),
+                            },
+                            _ = ping.tick() => {
+                                match tokio::time::timeout(every, client.simple_query("")).await {
+                                    Ok(Ok(_)) => {}
+                                    Ok(Err(e)) => break e.to_string(),
+                                    Err(_) => break format!("no answer to a ping within {every:?}"),
+                                }
+                            }
+                        }
+                    };
+                    drop(client);
+                    tracing::warn!(%error, "LISTEN connection lost; polling until it is back");
+                    self.publish(Notification::Lost { error });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection; polling meanwhile"),
+            }
+            if !sleep_or(stop, wait).await {
+                return;
+            }
+            wait = (wait * 2).min(RECONNECT_MAX);
+        }
+    }
+
+    /// Publishes one notification as what it means.
+    fn heard(&self, channel: &str, payload: &str) {
+        if channel == self.insert_channel {
+            self.publish(Notification::Insert { queue: payload.to_owned() });
+        } else if channel == self.control_channel {
+            match Control::parse(payload) {
+                Some(c) => self.publish(Notification::Control(c)),
+                None => tracing::debug!(payload, "ignoring a control message this version does not know"),
+            }
+        }
+    }
+
+    /// Connects and LISTENs; notifications arrive on the returned channel, which
+    /// ends (with an error or closed) when the connection does.
+    async fn listen(&self) -> Result<(tokio_postgres::Client, Messages), tokio_postgres::Error> {
+        let (client, mut connection) = self.config.connect(tokio_postgres::NoTls).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(m) = stream.next().await {
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if tx.send(Ok(n)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
             }
-        }
-    });
-    // Channel names are the validated schema name plus a suffix: plain
-    // identifiers, quoted anyway.
-    let sql = format!(
-        "LISTEN \"{}\"; LISTEN \"{}\"",
-        sh.client.schema().insert_channel(),
-        sh.client.schema().control_channel()
-    );
-    client.batch_execute(&sql).await?;
-    Ok((client, rx))
+        });
+        // Channel names are the validated schema name plus a suffix: plain
+        // identifiers, quoted anyway.
+        let sql = format!("LISTEN \"{}\"; LISTEN \"{}\"", self.insert_channel, self.control_channel);
+        client.batch_execute(&sql).await?;
+        Ok((client, rx))
+    }
 }
 
-/// Acts on one notification.
-fn dispatch(sh: &Shared, channel: &str, payload: &str) {
-    let schema = sh.client.schema();
-    if channel == schema.insert_channel() {
-        if let Some(q) = sh.queue(payload) {
-            // One producer looks; if it finds a full batch it wakes the next.
-            q.wake(WakeSource::Notify, false);
-        }
-    } else if channel == schema.control_channel() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(payload) else {
-            tracing::debug!(payload, "ignoring a control message that is not JSON");
-            return;
-        };
-        if let Some(id) = msg.get("cancel").and_then(|v| v.as_i64()) {
-            sh.cancel_job(id, CancelReason::Cancelled);
-        }
-        if let Some(q) = msg.get("resume").and_then(|v| v.as_str()).and_then(|name| sh.queue(name)) {
-            q.wake(WakeSource::Notify, true);
-        }
+#[cfg(test)]
+mod tests {
+    use super::Control;
+
+    #[test]
+    fn control_messages_parse_as_the_sql_api_sends_them() {
+        assert_eq!(Control::parse(r#"{"cancel": 42}"#), Some(Control::Cancel(42)));
+        assert_eq!(Control::parse(r#"{"pause":"mail"}"#), Some(Control::Pause("mail".into())));
+        assert_eq!(Control::parse(r#"{"resume":"mail"}"#), Some(Control::Resume("mail".into())));
+        assert_eq!(Control::parse(r#"{"reboot":true}"#), None);
+        assert_eq!(Control::parse("not json"), None);
     }
 }

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::outbox::Batch;
-use super::{Done, Event, Shared};
-use crate::client::{Finish, Outcome, Written};
-use crate::error::Error;
-use crate::job::{JobState, Lease};
+use super::queue::Done;
+use super::shared::Shared;
+use crate::db::job::{self as q, FinishColumns, JobClaimParams, Written};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::job::{ClaimedJob, JobState, Lease, Outcome};
 
 /// Batches written at once, each on its own connection.
 const IN_FLIGHT: usize = 2;
@@ -37,7 +39,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             tokio::select! {
                 biased;
                 _ = sh.outbox.ready() => {}
-                _ = sh.executors_done.cancelled() => {
+                _ = sh.tokens.executors_done.cancelled() => {
                     // Every executor has handed over its outcome.
                     if sh.outbox.is_empty() {
                         break;
@@ -45,7 +47,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                 }
             }
         }
-        if sh.outbox.producers_busy() && !sh.executors_done.is_cancelled() {
+        if sh.outbox.producers_busy() && !sh.tokens.executors_done.is_cancelled() {
             tokio::time::sleep(LINGER).await;
         }
         let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -65,9 +67,18 @@ pub(crate) async fn run(sh: Arc<Shared>) {
     sh.flushes.wait().await;
 }
 
-/// The outcomes of `batch` as the client takes them.
-pub(crate) fn finishes(batch: &[Done]) -> Vec<Finish> {
-    batch.iter().map(|d| Finish { lease: d.lease, outcome: d.outcome.clone() }).collect()
+/// Writes `batch`'s outcomes and claims per `claim` (nothing, for
+/// [`JobClaimParams::NONE`]), in one statement: the outcomes go straight
+/// from the outbox into the statement's arrays.
+pub(crate) async fn write(
+    sh: &Shared,
+    batch: &[Done],
+    claim: &JobClaimParams<'_>,
+) -> Result<(Written, Vec<ClaimedJob>)> {
+    let cols =
+        FinishColumns::of(batch.iter().map(|d| (d.lease, &d.outcome)), sh.cfg.keep_completed, &|t| sh.db.redact(t));
+    let conn = sh.db.conn().await?;
+    q::finish_claim(conn.on(), &cols, claim).await
 }
 
 /// Writes one batch, retrying until it is written. Only at shutdown, after
@@ -77,16 +88,15 @@ pub(crate) async fn flush(sh: Arc<Shared>, mut batch: Batch) {
     let mut wait = Duration::from_millis(50);
     let mut first_failure: Option<Instant> = None;
     loop {
-        let items = finishes(&batch);
-        let err = match sh.client.finish_with(&items, sh.cfg.keep_completed).await {
-            Ok(written) => {
+        let err = match write(&sh, &batch, &JobClaimParams::NONE).await {
+            Ok((written, _)) => {
                 record(&sh, batch, &written);
                 return;
             }
             Err(e) => e,
         };
         if matches!(err, Error::InvalidInput { .. }) {
-            tracing::error!(error = %err, jobs = items.len(), "outcomes refused as invalid; their leases will expire");
+            tracing::error!(error = %err, jobs = batch.len(), "outcomes refused as invalid; their leases will expire");
             give_up(&sh, batch);
             return;
         }
@@ -97,14 +107,14 @@ pub(crate) async fn flush(sh: Arc<Shared>, mut batch: Batch) {
             batch.mark_resent();
         }
         let since = *first_failure.get_or_insert_with(Instant::now);
-        sh.emit(Event::FlushFailed { pending: items.len(), error: err.to_string() });
-        if sh.executors_done.is_cancelled() && since.elapsed() >= sh.cfg.flush_deadline {
-            let ids: Vec<i64> = items.iter().map(|f| f.lease.id).collect();
+        sh.events.emit(Event::FlushFailed { pending: batch.len(), error: err.to_string() });
+        if sh.tokens.executors_done.is_cancelled() && since.elapsed() >= sh.cfg.flush_deadline {
+            let ids: Vec<i64> = batch.iter().map(|d| d.lease.id).collect();
             tracing::error!(error = %err, ?ids, "shutting down with outcomes unwritten; the rescuer will run these jobs again");
             give_up(&sh, batch);
             return;
         }
-        tracing::warn!(error = %err, jobs = items.len(), "writing outcomes failed; retrying");
+        tracing::warn!(error = %err, jobs = batch.len(), "writing outcomes failed; retrying");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = sh.db_back.notified() => {}
@@ -124,15 +134,14 @@ async fn isolate(sh: Arc<Shared>, batch: Batch, first: Error) {
             if plain {
                 one.plain_errors();
             }
-            let items = finishes(&one);
-            match sh.client.finish_with(&items, sh.cfg.keep_completed).await {
-                Ok(written) => {
+            match write(&sh, &one, &JobClaimParams::NONE).await {
+                Ok((written, _)) => {
                     record(&sh, one, &written);
                     break;
                 }
                 Err(e) if refused(&e) && !plain => continue,
                 Err(e) if refused(&e) || matches!(e, Error::InvalidInput { .. }) => {
-                    tracing::error!(error = %e, id = items[0].lease.id,
+                    tracing::error!(error = %e, id = one[0].lease.id,
                         "the database refused this outcome; its lease will expire and the job run again");
                     give_up(&sh, one);
                     break;
@@ -161,6 +170,7 @@ pub(crate) fn ambiguous(e: &Error) -> bool {
 fn give_up(sh: &Shared, batch: Batch) {
     for d in batch.iter() {
         sh.running.forget(d.lease);
+        sh.stats.forget(d.lease); // dashboard statistics: never finished here
     }
     batch.done();
 }
@@ -184,7 +194,7 @@ pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
             sh.stats.finished(lease, &d.queue.name, &d.outcome, state);
         }
         sh.running.forget(lease);
-        sh.emit(Event::Finished { id: lease.id, state });
+        sh.events.emit(Event::Finished { id: lease.id, state });
     }
     for &lease in &written.stale {
         sh.running.forget(lease);
@@ -202,7 +212,7 @@ pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
         if let Some(d) = by_lease.get(&lease) {
             d.queue.metrics.stale.increment(1);
         }
-        sh.emit(Event::Stale { id: lease.id });
+        sh.events.emit(Event::Stale { id: lease.id });
     }
     batch.done();
 }

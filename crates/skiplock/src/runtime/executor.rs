@@ -17,10 +17,13 @@ use futures_util::FutureExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
-use super::{Done, Event, QueueRt, Shared};
-use crate::client::Outcome;
+use super::queue::{Done, QueueRt};
+use super::shared::Shared;
+use crate::events::Event;
 use crate::handler::{CancelReason, JobContext, JobErrorKind, RunningJob};
+use crate::job::Outcome;
 use crate::job::{ClaimedJob, Lease};
+use crate::metrics as m;
 
 /// How the handler's future ended.
 enum Ended {
@@ -61,7 +64,7 @@ pub(crate) async fn run(
         }
         // Dashboard statistics: this attempt's kind and queue time (stats.rs).
         sh.stats.started(&job);
-        sh.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
+        sh.events.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();
         // Metric labels name registered kinds only: a kind any enqueuer may
@@ -69,7 +72,7 @@ pub(crate) async fn run(
         // a series of its own.
         let (registered, label) = match sh.cfg.handlers.get_key_value(&job.kind) {
             Some((kind, reg)) => (Some(reg), kind.clone()),
-            None => (sh.cfg.fallback.as_ref(), crate::metrics::KIND_OTHER.to_owned()),
+            None => (sh.cfg.fallback.as_ref(), m::KIND_OTHER.to_owned()),
         };
         let decided = match registered {
             Some(reg) => {
@@ -89,12 +92,12 @@ pub(crate) async fn run(
                     },
                     reason = stop_requested(&sh, &running) => Ended::Dropped(reason),
                 };
-                metrics::histogram!("skiplock_job_run_seconds", "kind" => label).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(m::JOB_RUN_SECONDS, "kind" => label).record(started.elapsed().as_secs_f64());
                 decide(&running, ended)
             }
             None => {
                 tracing::warn!(kind = %job.kind, "no handler registered for this kind; the attempt fails and is retried");
-                metrics::counter!("skiplock_jobs_unknown_kind_total").increment(1);
+                metrics::counter!(m::JOBS_UNKNOWN_KIND).increment(1);
                 Decided::Failed {
                     error: format!("no handler for kind {:?} in worker {}", job.kind, sh.cfg.worker_id),
                     after: None,
@@ -111,7 +114,7 @@ pub(crate) async fn run(
         sh.running.handler_ended(lease);
         // A full outbox means the database is behind: wait, holding the slot
         // (the heartbeat keeps the lease meanwhile).
-        sh.outbox.push(Done { lease, outcome, queue: q.clone(), holds_room: false, resent: false }).await;
+        sh.outbox.push(Done::new(lease, outcome, q.clone())).await;
         drop(slot);
     }
     .instrument(span)
@@ -155,8 +158,7 @@ impl Drop for Guard<'_> {
         let retry_in = crate::Backoff::default().delay(1);
         let outcome =
             Outcome::Failed { error: "the worker's runtime panicked while running this attempt".into(), retry_in };
-        let done = Done { lease: self.lease, outcome, queue: self.q.clone(), holds_room: false, resent: false };
-        self.sh.outbox.push_now(done);
+        self.sh.outbox.push_now(Done::new(self.lease, outcome, self.q.clone()));
     }
 }
 
@@ -172,7 +174,7 @@ async fn stop_requested(sh: &Shared, job: &RunningJob) -> CancelReason {
     };
     tokio::select! {
         _ = tokio::time::sleep(grace) => {}
-        _ = sh.kill.cancelled() => {}
+        _ = sh.tokens.kill.cancelled() => {}
     }
     reason
 }

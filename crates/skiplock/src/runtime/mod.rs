@@ -1,205 +1,63 @@
 //! The worker runtime: how the tasks of a running [`Worker`](crate::Worker)
-//! fit together.
+//! fit together. Everything here reaches the database through the
+//! crate-private handle ([`Db`]), never through the public `Client`.
 //!
-//! - `producer`: one per queue. Waits for free slots (a `Semaphore` per
-//!   queue) and a reason to look (NOTIFY, poll, more work), claims a batch
-//!   sized to the free slots, spawns an executor per job.
-//! - `executor`: runs one handler under its timeout, catching panics and
-//!   watching its cancellation token; classifies the [`Outcome`] and hands it
-//!   to the completer.
-//! - `completer`: writes outcomes in batches, one statement each, fenced by
-//!   lease tokens; never drops one (retries on database errors).
-//! - `heartbeat`: extends every running job's lease in one statement, and
-//!   stops handlers whose lease was lost or can no longer be confirmed.
-//! - [`crate::notify`]: the LISTEN connection that wakes producers and
-//!   delivers cancels.
-//! - [`crate::maintenance`]: rescuer and scheduler.
+//! A job's path, file by file:
 //!
-//! Shutdown is passed in, never global: a tree of `CancellationToken`s and a
-//! `TaskTracker` for the executors.
+//! 1. `producer.rs`: one or two per queue (`queue.rs`). Waits for free
+//!    slots and a reason to look (a wake-up, the poll interval, a full
+//!    batch), claims a batch sized to the free slots in one statement that
+//!    also carries waiting outcomes, registers each attempt in
+//!    `running.rs`, and spawns an executor per job.
+//! 2. `executor.rs`: runs one handler under its timeout, catching panics and
+//!    watching its cancellation token; decides the [`Outcome`] and puts it
+//!    in the outbox (`outbox.rs`).
+//! 3. `completer.rs`: writes the outcomes no producer carried, in batches,
+//!    fenced by lease tokens; never drops one.
+//!
+//! Beside them: `heartbeat.rs` (a [`Service`](crate::service::Service):
+//! extends every held lease in one statement and stops handlers whose lease
+//! is lost or cannot be confirmed), `registry.rs` (a service: takes this
+//! process's worker id in the workers registry before anything claims),
+//! `stats.rs` (the dashboard's per-minute statistics: a recorder the
+//! executor and the completer feed, and a service that writes them),
+//! `wakeups.rs` (acts on what the LISTEN connection, [`crate::notify`],
+//! publishes), and [`crate::maintenance`] (leader-only services).
+//!
+//! Shutdown is passed in, never global: a tree of `CancellationToken`s
+//! ([`Tokens`]) and `TaskTracker`s for the executors and the writes in
+//! flight.
 
 pub(crate) mod backoff;
 mod completer;
-pub(crate) mod events;
+pub(crate) mod config;
 mod executor;
 mod heartbeat;
 mod outbox;
 mod producer;
-pub(crate) mod registry;
+mod queue;
+mod registry;
 mod running;
+mod shared;
 pub(crate) mod stats;
+mod wakeups;
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use events::{Event, WakeSource};
-
-use crate::Backoff;
-use crate::client::{Client, Outcome};
-use crate::handler::CancelReason;
-use crate::job::Lease;
-use crate::worker::Config;
+use crate::db::Db;
+use crate::events::{Event, Events};
+use crate::maintenance::Services;
+use crate::service::{self, Gate, supervise};
+use config::Config;
+use queue::QueueRt;
 use running::RunningJobs;
-
-/// One queue as the runtime sees it.
-pub(crate) struct QueueRt {
-    pub name: String,
-    pub concurrency: usize,
-    /// Free execution slots, shared by the queue's producers.
-    pub slots: Arc<Semaphore>,
-    /// One waker per producer (NOTIFY, reconnect, resume, a sibling's full
-    /// batch).
-    pub wakers: Vec<Notify>,
-    /// Why it was last woken (a [`WakeSource`] as u8), for events.
-    pub wake_source: AtomicU8,
-    pub backoff: Backoff,
-    pub metrics: QueueMetrics,
-}
-
-/// Claims in flight per queue at most. With one, a queue of quick jobs
-/// alternates between claiming and running; with two, one claim's round
-/// trip (and commit) overlaps the other's, and their commits share fsyncs.
-pub(crate) const PRODUCERS_PER_QUEUE: usize = 2;
-
-impl QueueRt {
-    /// Wakes the first producer, or all of them.
-    pub fn wake(&self, source: WakeSource, all: bool) {
-        self.wake_source.store(source as u8, Ordering::Relaxed);
-        let n = if all { self.wakers.len() } else { 1 };
-        for w in &self.wakers[..n] {
-            w.notify_one();
-        }
-    }
-
-    /// Most jobs one of its producers claims at once.
-    pub fn claim_cap(&self, claim_batch_max: usize) -> usize {
-        self.concurrency.div_ceil(self.wakers.len()).clamp(1, claim_batch_max)
-    }
-}
-
-/// Metric handles for one queue, looked up once.
-pub(crate) struct QueueMetrics {
-    pub claimed: metrics::Counter,
-    pub completed: metrics::Counter,
-    pub retried: metrics::Counter,
-    pub discarded: metrics::Counter,
-    pub cancelled: metrics::Counter,
-    pub snoozed: metrics::Counter,
-    pub stale: metrics::Counter,
-    pub latency: metrics::Histogram,
-}
-
-impl QueueMetrics {
-    fn new(queue: &str) -> Self {
-        let q = queue.to_owned();
-        QueueMetrics {
-            claimed: metrics::counter!("skiplock_jobs_claimed_total", "queue" => q.clone()),
-            completed: metrics::counter!("skiplock_jobs_completed_total", "queue" => q.clone()),
-            retried: metrics::counter!("skiplock_jobs_retried_total", "queue" => q.clone()),
-            discarded: metrics::counter!("skiplock_jobs_discarded_total", "queue" => q.clone()),
-            cancelled: metrics::counter!("skiplock_jobs_cancelled_total", "queue" => q.clone()),
-            snoozed: metrics::counter!("skiplock_jobs_snoozed_total", "queue" => q.clone()),
-            stale: metrics::counter!("skiplock_completions_stale_total", "queue" => q.clone()),
-            latency: metrics::histogram!("skiplock_job_start_latency_seconds", "queue" => q),
-        }
-    }
-}
-
-/// An outcome on its way to the completer.
-pub(crate) struct Done {
-    pub lease: Lease,
-    pub outcome: Outcome,
-    pub queue: Arc<QueueRt>,
-    /// Whether it holds a place in the outbox's room (see
-    /// [`outbox::Outbox::push_now`]).
-    pub holds_room: bool,
-    /// Whether a statement that carried it lost its answer (so it may have
-    /// been written already).
-    pub resent: bool,
-}
-
-/// State shared by all of a worker's tasks.
-pub(crate) struct Shared {
-    pub client: Client,
-    pub cfg: Arc<Config>,
-    pub queues: Vec<Arc<QueueRt>>,
-    /// Every attempt held, from claim to written outcome.
-    pub running: RunningJobs,
-    pub events: broadcast::Sender<Event>,
-    /// Executors, awaited at shutdown.
-    pub tracker: TaskTracker,
-    /// The completer's writes in flight, awaited before it ends.
-    pub flushes: TaskTracker,
-    /// Cancelled first at shutdown: producers stop claiming.
-    pub fetch_stop: CancellationToken,
-    /// Cancelled at `stop_now`: handlers are dropped without grace.
-    pub kill: CancellationToken,
-    /// Cancelled last: heartbeat, listener and maintenance stop.
-    pub services_stop: CancellationToken,
-    /// Set once every executor has handed over its outcome.
-    pub executors_done: CancellationToken,
-    /// True while the LISTEN connection is up (producers poll at the
-    /// shortest interval otherwise).
-    pub listening: AtomicBool,
-    /// Claims in flight hold it shared until their jobs are registered in
-    /// `running`; a reconciliation takes it exclusively (producer.rs).
-    pub claims: tokio::sync::RwLock<()>,
-    /// Set when a claim's answer was lost: the jobs it may have taken are
-    /// given back before the next claim.
-    pub reconcile_needed: AtomicBool,
-    /// This process's worker id in the workers registry.
-    pub registry: registry::Registry,
-    /// Notified when a claim succeeds: writes waiting out a backoff after
-    /// failures try again at once, the database being back.
-    pub db_back: Notify,
-    /// Outcomes waiting to be written.
-    pub outbox: Arc<outbox::Outbox>,
-    /// Per-minute statistics for the dashboard (stats.rs).
-    pub stats: stats::Recorder,
-}
-
-impl Shared {
-    /// Sends an event if anyone listens.
-    pub fn emit(&self, ev: Event) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(ev);
-        }
-    }
-
-    pub fn queue(&self, name: &str) -> Option<&Arc<QueueRt>> {
-        self.queues.iter().find(|q| q.name == name)
-    }
-
-    /// Asks the handler of one attempt to stop, if it still runs; true if
-    /// it was asked now.
-    pub fn cancel_lease(&self, lease: Lease, reason: CancelReason) -> bool {
-        let asked = self.running.cancel(lease, reason);
-        if asked {
-            self.emit(Event::CancelRequested { id: lease.id, reason });
-        }
-        asked
-    }
-
-    /// Asks the running attempts of job `id` to stop (an operator's cancel).
-    pub fn cancel_job(&self, id: i64, reason: CancelReason) {
-        for lease in self.running.running_of(id) {
-            self.cancel_lease(lease, reason);
-        }
-    }
-
-    /// Wakes every producer (after a lost LISTEN connection came back).
-    pub fn wake_all(&self, source: WakeSource) {
-        for q in &self.queues {
-            q.wake(source, true);
-        }
-    }
-}
+use shared::{Shared, Tokens};
 
 /// A started worker. Dropping it does not stop the worker; call
 /// [`WorkerHandle::shutdown`].
@@ -208,6 +66,7 @@ pub struct WorkerHandle {
     producers: Mutex<Vec<JoinHandle<()>>>,
     completer: Mutex<Option<JoinHandle<()>>>,
     services: Mutex<Vec<JoinHandle<()>>>,
+    register: Arc<registry::Register>,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -235,14 +94,15 @@ impl WorkerHandle {
     /// Stops at once: running handlers are dropped now and their jobs
     /// released. Pair with [`WorkerHandle::shutdown`] to wait for the end.
     pub fn stop_now(&self) {
-        self.shared.fetch_stop.cancel();
-        self.shared.kill.cancel();
-        self.shared.running.cancel_all(CancelReason::Shutdown);
+        let t = &self.shared.tokens;
+        t.fetch.cancel();
+        t.kill.cancel();
+        self.shared.running.stop_all();
     }
 
     async fn do_shutdown(&self) {
         let sh = &self.shared;
-        sh.fetch_stop.cancel();
+        sh.tokens.fetch.cancel();
         let producers = std::mem::take(&mut *self.producers.lock().expect("not poisoned"));
         for p in producers {
             let _ = p.await;
@@ -250,65 +110,63 @@ impl WorkerHandle {
         sh.tracker.close();
         if tokio::time::timeout(sh.cfg.shutdown_grace, sh.tracker.wait()).await.is_err() {
             tracing::info!(running = self.running(), "shutdown grace over: stopping the remaining jobs");
-            sh.running.cancel_all(CancelReason::Shutdown);
+            sh.running.stop_all();
             sh.tracker.wait().await;
         }
-        sh.executors_done.cancel();
+        sh.tokens.executors_done.cancel();
         let completer = self.completer.lock().expect("not poisoned").take();
         if let Some(c) = completer {
             let _ = c.await;
         }
-        sh.services_stop.cancel();
+        sh.tokens.services.cancel();
         let services = std::mem::take(&mut *self.services.lock().expect("not poisoned"));
         for s in services {
             let _ = s.await;
         }
-        registry::deregister(sh).await;
-        sh.emit(Event::Stopped);
+        self.register.deregister().await;
+        sh.tokens.root.cancel();
+        sh.events.emit(Event::Stopped);
     }
 }
 
-/// Spawns a worker's tasks.
-pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<Event>) -> WorkerHandle {
+/// The dashboard's statistics writer for this worker, on the worker's pool.
+fn stats_writer(sh: &Shared) -> stats::StatsWriter {
+    stats::StatsWriter::new(sh.db.clone(), sh.cfg.worker_id.clone(), sh.stats.clone())
+}
+
+/// Spawns a worker's tasks. `maintenance`: the services of this process's
+/// maintenance, if it takes part in the election.
+pub(crate) fn start(db: Db, cfg: Arc<Config>, events: Events, maintenance: Option<Arc<Services>>) -> WorkerHandle {
     let queues: Vec<Arc<QueueRt>> = cfg
         .queues
         .iter()
         .map(|(name, qc)| {
-            Arc::new(QueueRt {
-                name: name.clone(),
-                concurrency: qc.concurrency,
-                slots: Arc::new(Semaphore::new(qc.concurrency)),
-                wakers: (0..PRODUCERS_PER_QUEUE.min(qc.concurrency)).map(|_| Notify::new()).collect(),
-                wake_source: AtomicU8::new(WakeSource::Poll as u8),
-                backoff: qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone()),
-                metrics: QueueMetrics::new(name),
-            })
+            let backoff = qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone());
+            Arc::new(QueueRt::new(name, qc.concurrency, backoff))
         })
         .collect();
     // Room for every slot's outcome plus a batch: executors wait for room
     // only when the database cannot keep up.
     let total: usize = queues.iter().map(|q| q.concurrency).sum();
-    let outbox = Arc::new(outbox::Outbox::new(total + cfg.complete_batch_max));
+    let tokens = Tokens::new();
     let shared = Arc::new(Shared {
-        client,
+        db,
         cfg: cfg.clone(),
         queues,
-        running: RunningJobs::default(),
+        running: RunningJobs::new(tokens.jobs.clone()),
         events,
+        tokens,
         tracker: TaskTracker::new(),
         flushes: TaskTracker::new(),
-        fetch_stop: CancellationToken::new(),
-        kill: CancellationToken::new(),
-        services_stop: CancellationToken::new(),
-        executors_done: CancellationToken::new(),
         listening: AtomicBool::new(false),
         claims: tokio::sync::RwLock::new(()),
         reconcile_needed: AtomicBool::new(false),
-        registry: registry::Registry::new(),
+        registry: Arc::new(registry::Registry::new()),
         db_back: Notify::new(),
-        outbox,
-        stats: stats::Recorder::default(),
+        outbox: Arc::new(outbox::Outbox::new(total + cfg.complete_batch_max)),
+        stats: Arc::new(stats::Recorder::default()),
     });
+    let stop = &shared.tokens;
     // Producers and the completer are restarted if they panic, as services
     // are: a bug in one claim must not stop a queue, nor one in a flush the
     // outcomes.
@@ -318,77 +176,34 @@ pub(crate) fn start(client: Client, cfg: Arc<Config>, events: broadcast::Sender<
         .flat_map(|q| {
             (0..q.wakers.len()).map(|i| {
                 let (sh, q) = (shared.clone(), q.clone());
-                supervise("producer", shared.fetch_stop.clone(), move || producer::run(sh.clone(), q.clone(), i))
+                supervise("producer", stop.fetch.clone(), move || producer::run(sh.clone(), q.clone(), i))
             })
         })
         .collect();
     let sh = shared.clone();
     // Never given up on: its outcomes must be written even at shutdown.
     let completer = supervise("completer", CancellationToken::new(), move || completer::run(sh.clone()));
-    let sh = shared.clone();
-    let beat_db = shared.client.dedicated(1).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "no connection of its own for the heartbeat; it shares the pool");
-        shared.client.clone()
-    });
-    let mut services = vec![spawn_service(&shared, "heartbeat", move || heartbeat::run(sh.clone(), beat_db.clone()))];
-    let sh = shared.clone();
-    services.push(spawn_service(&shared, "listener", move || crate::notify::run(sh.clone())));
-    let sh = shared.clone();
-    services.push(spawn_service(&shared, "registry", move || registry::run(sh.clone())));
-    let sh = shared.clone();
-    services.push(spawn_service(&shared, "stats", move || stats::run(sh.clone())));
-    if cfg.maintenance {
-        services.extend(crate::maintenance::spawn(shared.clone()));
+    let register = Arc::new(registry::Register::new(
+        shared.db.clone(),
+        cfg.clone(),
+        shared.events.clone(),
+        shared.registry.clone(),
+    ));
+    let mut services = vec![
+        service::spawn(Arc::new(heartbeat::Heartbeat::new(&shared)), Gate::Always, stop.services.clone()),
+        service::spawn(register.clone(), Gate::Always, stop.services.clone()),
+        service::spawn(Arc::new(stats_writer(&shared)), Gate::Always, stop.services.clone()),
+    ];
+    services.extend(wakeups::spawn(&shared));
+    if let Some(m) = maintenance {
+        services.extend(m.spawn(Some(shared.registry.watch()), &stop.services));
     }
     WorkerHandle {
         shared,
         producers: Mutex::new(producers),
         completer: Mutex::new(Some(completer)),
         services: Mutex::new(services),
+        register,
         stopped: tokio::sync::OnceCell::new(),
-    }
-}
-
-/// Spawns a long-running service, restarting it if it panics: a bug in one
-/// pass must not leave the worker without its heartbeat, its listener or
-/// its maintenance. It ends when the service returns (at shutdown).
-pub(crate) fn spawn_service<F, Fut>(sh: &Arc<Shared>, name: &'static str, service: F) -> JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    supervise(name, sh.services_stop.clone(), service)
-}
-
-/// Runs `task` until it returns, restarting it a second after each panic
-/// (unless `stop` was cancelled meanwhile).
-pub(crate) fn supervise<F, Fut>(name: &'static str, stop: CancellationToken, task: F) -> JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let service = task;
-    tokio::spawn(async move {
-        loop {
-            match tokio::spawn(service()).await {
-                Ok(()) => return,
-                Err(e) if e.is_panic() => {
-                    tracing::error!(service = name, "service panicked; restarting it in a second");
-                    metrics::counter!("skiplock_service_panics_total", "service" => name).increment(1);
-                    if !sleep_or(&stop, Duration::from_secs(1)).await {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    })
-}
-
-/// Sleeps for `d` unless `stop` fires first; true if it slept in full.
-pub(crate) async fn sleep_or(stop: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
     }
 }

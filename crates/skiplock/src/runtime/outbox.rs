@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
 
-use super::Done;
+use super::queue::Done;
 
 pub(crate) struct Outbox {
     items: Mutex<Vec<Done>>,
@@ -136,7 +136,7 @@ impl Batch {
     /// Error texts made plain ASCII (escapes for the rest), for a database
     /// whose encoding refused them.
     pub fn plain_errors(&mut self) {
-        use crate::client::Outcome;
+        use crate::job::Outcome;
         let plain = |s: &mut String| *s = s.escape_default().to_string();
         for d in &mut self.items {
             match &mut d.outcome {

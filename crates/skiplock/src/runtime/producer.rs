@@ -12,8 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Event, QueueRt, Shared, WakeSource, completer, executor, sleep_or};
-use crate::handler::RunningJob;
+use super::queue::{Done, QueueRt};
+use super::shared::Shared;
+use super::{completer, executor};
+use crate::db::job::JobClaimParams;
+use crate::events::{Event, WakeSource};
+use crate::handler::{CancelReason, RunningJob};
+use crate::job::Outcome;
+use crate::service::sleep_or;
 
 /// Longest wait for more free slots before claiming on a busy queue.
 const GATHER: Duration = Duration::from_millis(1);
@@ -37,14 +43,14 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
     let mut last_full = false;
     loop {
         // Not before this process holds its worker id (registry.rs).
-        if !sh.registry.is_registered() && !sh.registry.wait(&sh.fetch_stop).await {
+        if !sh.registry.is_registered() && !sh.registry.wait(&sh.tokens.fetch).await {
             return;
         }
         // Wait for one free slot, then take every other free one: the claim
         // asks for exactly what can start now, never more.
         let mut permit = tokio::select! {
             p = q.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = sh.fetch_stop.cancelled() => return,
+            _ = sh.tokens.fetch.cancelled() => return,
         };
         let extra = q.slots.available_permits().min(cap - 1);
         if extra > 0
@@ -68,7 +74,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
             drop(permit);
             tracing::warn!(queue = %q.name, error = %e, "cannot yet give back jobs a lost claim may have taken; retrying");
             // Soon, whatever the claims' backoff: those jobs' leases run.
-            if !sleep_or(&sh.fetch_stop, retry.min(RECONCILE_RETRY)).await {
+            if !sleep_or(&sh.tokens.fetch, retry.min(RECONCILE_RETRY)).await {
                 return;
             }
             retry = (retry * 2).min(CLAIM_RETRY_MAX);
@@ -83,17 +89,9 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         // Held until the claimed jobs are registered: a reconciliation
         // waits for every claim in flight.
         let gate = sh.claims.read().await;
-        let result = sh
-            .client
-            .finish_and_claim(
-                &completer::finishes(&done),
-                cfg.keep_completed,
-                &q.name,
-                want as i64,
-                cfg.lease,
-                &cfg.worker_id,
-            )
-            .await;
+        let claim =
+            JobClaimParams { queue: &q.name, limit: want as i64, lease_ms: cfg.lease_ms, worker: &cfg.worker_id };
+        let result = completer::write(&sh, &done, &claim).await;
         match result {
             Ok((written, jobs)) => {
                 completer::record(&sh, done, &written);
@@ -106,22 +104,19 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 let got = jobs.len();
                 if got > 0 {
                     q.metrics.claimed.increment(got as u64);
-                    sh.emit(Event::Claimed { queue: q.name.clone(), count: got });
+                    sh.events.emit(Event::Claimed { queue: q.name.clone(), count: got });
                     // An answer so late that the lease might run out before
                     // the first heartbeat: give the jobs back unstarted.
                     let late = Instant::now() + cfg.lease / 4 >= sent + cfg.lease;
                     for job in jobs {
                         let slot = permit.split(1).expect("one permit per claimed job");
-                        let running = Arc::new(RunningJob::new(&job, tokio_util::sync::CancellationToken::new()));
+                        let running = Arc::new(RunningJob::new(&job, sh.running.token()));
                         for older in sh.running.register(job.lease, running.clone(), sent + cfg.lease) {
                             tracing::warn!(
                                 id = older.id,
                                 "an older attempt of this job still runs here; asked it to stop"
                             );
-                            sh.emit(Event::CancelRequested {
-                                id: older.id,
-                                reason: crate::handler::CancelReason::LeaseLost,
-                            });
+                            sh.events.emit(Event::CancelRequested { id: older.id, reason: CancelReason::LeaseLost });
                         }
                         if late {
                             tracing::warn!(
@@ -129,14 +124,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                                 "claim answered too late to start the job safely; giving it back"
                             );
                             sh.running.handler_ended(job.lease);
-                            let done = super::Done {
-                                lease: job.lease,
-                                outcome: crate::client::Outcome::Released,
-                                queue: q.clone(),
-                                holds_room: false,
-                                resent: false,
-                            };
-                            sh.outbox.push_now(done);
+                            sh.outbox.push_now(Done::new(job.lease, Outcome::Released, q.clone()));
                             drop(slot);
                             continue;
                         }
@@ -183,7 +171,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 }
                 drop(done);
                 tracing::warn!(queue = %q.name, error = %e, "claim failed; retrying");
-                if !sleep_or(&sh.fetch_stop, retry).await {
+                if !sleep_or(&sh.tokens.fetch, retry).await {
                     return;
                 }
                 retry = (retry * 2).min(CLAIM_RETRY_MAX);
@@ -206,9 +194,9 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 idle = (idle * 2).min(cfg.poll_interval_max);
                 WakeSource::Poll
             }
-            _ = sh.fetch_stop.cancelled() => return,
+            _ = sh.tokens.fetch.cancelled() => return,
         };
-        sh.emit(Event::Woken { queue: q.name.clone(), source });
+        sh.events.emit(Event::Woken { queue: q.name.clone(), source });
     }
 }
 
@@ -221,12 +209,13 @@ pub(crate) async fn reconcile(sh: &Shared) -> crate::Result<()> {
         return Ok(()); // a sibling did it meanwhile
     }
     let known = sh.running.leases();
-    let released = sh.client.release_unknown(&sh.cfg.worker_id, &known).await?;
+    let conn = sh.db.conn().await?;
+    let released = crate::db::job::release_unknown(conn.on(), &sh.cfg.worker_id, &known).await?;
     sh.reconcile_needed.store(false, Ordering::Release);
     if !released.is_empty() {
         tracing::warn!(ids = ?released,
             "gave back jobs a claim took while its answer was lost (they never started; no attempt used)");
-        sh.emit(Event::Reconciled { released });
+        sh.events.emit(Event::Reconciled { released });
     }
     Ok(())
 }

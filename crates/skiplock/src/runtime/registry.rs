@@ -12,13 +12,18 @@
 //! heartbeat moves the entry's expiry with theirs, in one statement).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, Shared, sleep_or};
-use crate::db::worker::WorkerRegisterParams;
+use super::config::Config;
+use crate::db::Db;
+use crate::db::worker::{self, WorkerRegisterParams};
+use crate::error::Result;
+use crate::events::{Event, Events};
+use crate::service::Service;
 
 /// This process's part of the registry.
 pub(crate) struct Registry {
@@ -31,6 +36,11 @@ pub(crate) struct Registry {
 impl Registry {
     pub fn new() -> Self {
         Registry { instance: rand::random::<i64>() & i64::MAX, registered: watch::Sender::new(false) }
+    }
+
+    /// Tells whether this process holds its id, and each change.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.registered.subscribe()
     }
 
     pub fn is_registered(&self) -> bool {
@@ -57,55 +67,68 @@ impl Registry {
     }
 }
 
-/// Takes the worker id, and takes it again whenever it is lost.
-pub(crate) async fn run(sh: Arc<Shared>) {
-    let cfg = &sh.cfg;
-    let host = crate::worker::hostname();
-    let queues = serde_json::Value::Object(
-        cfg.queues.iter().map(|(q, c)| (q.clone(), serde_json::Value::from(c.concurrency))).collect(),
-    )
-    .to_string();
-    let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
-    let p = WorkerRegisterParams {
-        id: &cfg.worker_id,
-        instance: sh.registry.instance,
-        host: &host,
-        pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
-        queues: &queues,
-        lease_ms,
-    };
-    let mut changes = sh.registry.registered.subscribe();
-    let mut told = false;
-    loop {
-        if !sh.registry.is_registered() {
-            match sh.client.worker_register(&p).await {
-                Ok(true) => {
-                    told = false;
-                    sh.registry.registered.send_replace(true);
-                    sh.emit(Event::Registered);
-                    continue;
-                }
-                Ok(false) => {
-                    let holder = sh.client.worker_holder(&cfg.worker_id).await.ok().flatten();
-                    if !told {
-                        let (host, pid) = holder.as_ref().map_or((String::new(), 0), |h| (h.host.clone(), h.pid));
-                        tracing::error!(worker_id = %cfg.worker_id, holder_host = %host, holder_pid = pid,
-                            "worker id in use by another live process: waiting for it to stop (worker ids must be unique)");
-                        sh.emit(Event::WorkerIdInUse { host, pid });
-                        told = true;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot register this worker yet; retrying"),
-            }
-            if !sleep_or(&sh.services_stop, retry_every(cfg.lease)).await {
-                return;
-            }
-            continue;
+/// Takes the worker id, and takes it again whenever it is lost: a
+/// [`Service`] whose pass tries to take the id if this process does not hold
+/// it (and does nothing if it does), every sixth of a lease (50ms to 5s).
+pub(crate) struct Register {
+    db: Db,
+    cfg: Arc<Config>,
+    events: Events,
+    registry: Arc<Registry>,
+    host: String,
+    queues: String,
+    /// Whether this process has said, since it last held the id, that
+    /// another holds it.
+    told: AtomicBool,
+}
+
+impl Register {
+    pub fn new(db: Db, cfg: Arc<Config>, events: Events, registry: Arc<Registry>) -> Self {
+        let queues = serde_json::Value::Object(
+            cfg.queues.iter().map(|(q, c)| (q.clone(), serde_json::Value::from(c.concurrency))).collect(),
+        )
+        .to_string();
+        Register { db, cfg, events, registry, host: crate::host::hostname(), queues, told: AtomicBool::new(false) }
+    }
+}
+
+impl Service for Register {
+    const NAME: &'static str = "registry";
+    /// Whether this process holds its worker id after the pass.
+    type Report = bool;
+
+    async fn run_once(&self) -> Result<Option<bool>> {
+        if self.registry.is_registered() {
+            return Ok(Some(true));
         }
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = sh.services_stop.cancelled() => return,
+        let cfg = &self.cfg;
+        let p = WorkerRegisterParams {
+            id: &cfg.worker_id,
+            instance: self.registry.instance,
+            host: &self.host,
+            pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+            queues: &self.queues,
+            lease_ms: cfg.lease_ms,
+        };
+        let conn = self.db.conn().await?;
+        if worker::register(conn.on(), &p).await? {
+            self.told.store(false, Ordering::Relaxed);
+            self.registry.registered.send_replace(true);
+            self.events.emit(Event::Registered);
+            return Ok(Some(true));
         }
+        if !self.told.swap(true, Ordering::Relaxed) {
+            let holder = worker::holder(conn.on(), &cfg.worker_id).await.ok().flatten();
+            let (host, pid) = holder.as_ref().map_or((String::new(), 0), |h| (h.host.clone(), h.pid));
+            tracing::error!(worker_id = %cfg.worker_id, holder_host = %host, holder_pid = pid,
+                "worker id in use by another live process: waiting for it to stop (worker ids must be unique)");
+            self.events.emit(Event::WorkerIdInUse { host, pid });
+        }
+        Ok(Some(false))
+    }
+
+    fn next_pass(&self, _: &Result<Option<bool>>) -> Duration {
+        retry_every(self.cfg.lease)
     }
 }
 
@@ -114,21 +137,23 @@ fn retry_every(lease: Duration) -> Duration {
     (lease / 6).clamp(Duration::from_millis(50), Duration::from_secs(5))
 }
 
-/// Gives the id up at shutdown (a restart with the same id then starts at
-/// once); if this fails, the entry expires with the leases.
-pub(crate) async fn deregister(sh: &Shared) {
-    if !sh.registry.is_registered() {
-        return;
+impl Register {
+    /// Gives the id up at shutdown (a restart with the same id then starts
+    /// at once); if this fails, the entry expires with the leases.
+    pub async fn deregister(&self) {
+        if !self.registry.is_registered() {
+            return;
+        }
+        let gone = tokio::time::timeout(Duration::from_secs(5), async {
+            let conn = self.db.conn().await?;
+            worker::deregister(conn.on(), &self.cfg.worker_id, self.registry.instance).await
+        })
+        .await;
+        match gone {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not deregister; the entry expires with the lease"),
+            Err(_) => tracing::warn!("deregistering timed out; the entry expires with the lease"),
+        }
+        self.registry.registered.send_replace(false);
     }
-    let gone = tokio::time::timeout(
-        Duration::from_secs(5),
-        sh.client.worker_deregister(&sh.cfg.worker_id, sh.registry.instance),
-    )
-    .await;
-    match gone {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not deregister; the entry expires with the lease"),
-        Err(_) => tracing::warn!("deregistering timed out; the entry expires with the lease"),
-    }
-    sh.registry.registered.send_replace(false);
 }

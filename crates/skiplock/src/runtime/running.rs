@@ -15,6 +15,11 @@
 //! delays outcomes without letting their leases run out and the jobs run
 //! again.
 //!
+//! Every attempt's cancellation token is a child of the worker's `jobs`
+//! token (`runtime::Tokens`): [`RunningJobs::stop_all`] cancels that one
+//! token, and with it every handler, including one registered a moment
+//! later.
+//!
 //! Lock order: the map's mutex, then a job's own mutexes (its cancel reason
 //! and its progress, in `RunningJob`); never the other way round. Both are
 //! `std::sync::Mutex`es: they are held for a few map operations and never
@@ -26,6 +31,7 @@ use std::time::Instant;
 
 use crate::handler::{CancelReason, RunningJob};
 use crate::job::Lease;
+use tokio_util::sync::CancellationToken;
 
 /// Where an attempt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct RunningJobs {
     map: Mutex<HashMap<Lease, Entry>>,
+    /// The parent of every attempt's token.
+    jobs: CancellationToken,
 }
 
 /// What the heartbeat sends: the leases to extend and the progress each
@@ -58,6 +66,16 @@ pub(crate) struct BeatSnapshot {
 }
 
 impl RunningJobs {
+    /// Attempts whose tokens are children of `jobs`.
+    pub fn new(jobs: CancellationToken) -> Self {
+        RunningJobs { map: Mutex::default(), jobs }
+    }
+
+    /// A token for a new attempt's handler.
+    pub fn token(&self) -> CancellationToken {
+        self.jobs.child_token()
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<Lease, Entry>> {
         self.map.lock().expect("not poisoned")
     }
@@ -166,13 +184,11 @@ impl RunningJobs {
         }
     }
 
-    /// Asks every running handler to stop.
-    pub fn cancel_all(&self, reason: CancelReason) {
-        let jobs: Vec<Arc<RunningJob>> =
-            self.map().values().filter(|e| e.phase == Phase::Running).map(|e| e.job.clone()).collect();
-        for job in jobs {
-            job.cancel(reason);
-        }
+    /// Asks every handler to stop, for shutdown (their
+    /// [`RunningJob::cancel_reason`] is then `Shutdown`, unless they were
+    /// asked before for another reason).
+    pub fn stop_all(&self) {
+        self.jobs.cancel();
     }
 
     /// Handlers running now.
@@ -190,7 +206,6 @@ impl RunningJobs {
 mod tests {
     use super::*;
     use crate::job::ClaimedJob;
-    use tokio_util::sync::CancellationToken;
 
     fn job(id: i64) -> Arc<RunningJob> {
         let claimed = ClaimedJob::for_test(id);
@@ -212,6 +227,24 @@ mod tests {
         assert!(!r.cancel(old, CancelReason::LeaseLost), "a late lost answer finds nothing");
         assert_eq!(r.running_of(7), vec![new]);
         assert_eq!(r.beat_snapshot().leases, vec![new]);
+    }
+
+    #[test]
+    fn stop_all_stops_every_handler_for_shutdown_and_keeps_an_earlier_reason() {
+        let r = RunningJobs::default();
+        let (a, b) = (Lease { id: 1, token: 1 }, Lease { id: 2, token: 1 });
+        let (ja, jb) = (
+            Arc::new(RunningJob::new(&ClaimedJob::for_test(1), r.token())),
+            Arc::new(RunningJob::new(&ClaimedJob::for_test(2), r.token())),
+        );
+        r.register(a, ja.clone(), Instant::now());
+        r.register(b, jb.clone(), Instant::now());
+        assert!(r.cancel(a, CancelReason::Cancelled));
+        r.stop_all();
+        assert!(jb.token.is_cancelled());
+        assert_eq!(ja.cancel_reason(), Some(CancelReason::Cancelled));
+        assert_eq!(jb.cancel_reason(), Some(CancelReason::Shutdown));
+        assert!(r.token().is_cancelled(), "a handler registered after stop_all is stopped too");
     }
 
     #[test]

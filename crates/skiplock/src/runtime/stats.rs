@@ -22,10 +22,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::Shared;
-use crate::client::{Outcome, QueueTimeHistogram, StatsOutcome};
+use crate::client::{QueueTimeHistogram, StatsOutcome};
 use crate::db::insights::StatsRows;
-use crate::job::{ClaimedJob, JobState, Lease};
+use crate::db::{self, Db};
+use crate::error::{Error, Result};
+use crate::job::{ClaimedJob, JobState, Lease, Outcome};
+use crate::service::Service;
 
 /// How often a worker writes its statistics: 2 seconds.
 pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -164,36 +166,55 @@ impl Recorder {
     }
 }
 
-/// The statistics writer: every [`STATS_FLUSH_INTERVAL`], and once more at
-/// shutdown.
-pub(crate) async fn run(sh: Arc<Shared>) {
-    loop {
-        let stopping = tokio::select! {
-            _ = sh.services_stop.cancelled() => true,
-            _ = tokio::time::sleep(STATS_FLUSH_INTERVAL) => false,
-        };
-        let flushed = tokio::time::timeout(STATS_FLUSH_INTERVAL, flush(&sh)).await;
-        match flushed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "statistics not written; trying again"),
-            Err(_) => tracing::debug!("writing statistics timed out; trying again"),
+/// The statistics writer, a [`Service`]: writes this worker's changed
+/// minutes every [`STATS_FLUSH_INTERVAL`], and once more when it stops (at
+/// shutdown, after the completer wrote the last outcomes).
+pub(crate) struct StatsWriter {
+    db: Db,
+    worker_id: String,
+    recorder: Arc<Recorder>,
+}
+
+impl StatsWriter {
+    pub fn new(db: Db, worker_id: String, recorder: Arc<Recorder>) -> Self {
+        StatsWriter { db, worker_id, recorder }
+    }
+
+    /// Writes the cells changed since the last write; how many rows.
+    async fn flush(&self) -> Result<usize> {
+        let (rows, keys) = self.recorder.changed();
+        if !keys.is_empty() {
+            let conn = self.db.conn().await?;
+            db::insights::stats_write(conn.on(), &self.worker_id, &rows).await?;
         }
-        if stopping {
-            return;
-        }
+        self.recorder.written(&keys, Utc::now());
+        Ok(keys.len())
     }
 }
 
-async fn flush(sh: &Shared) -> crate::Result<()> {
-    let (rows, keys) = sh.stats.changed();
-    if !keys.is_empty() {
-        let db = sh.client.db().await?;
-        crate::db::insights::stats_write(&db, sh.client.stmts(), &sh.cfg.worker_id, &rows)
-            .await
-            .map_err(|e| sh.client.pg(e))?;
+impl Service for StatsWriter {
+    const NAME: &'static str = "stats_writer";
+    /// Rows written.
+    type Report = usize;
+
+    /// One write, bounded by [`STATS_FLUSH_INTERVAL`]: what it could not
+    /// write stays for the next pass.
+    async fn run_once(&self) -> Result<Option<usize>> {
+        match tokio::time::timeout(STATS_FLUSH_INTERVAL, self.flush()).await {
+            Ok(written) => written.map(Some),
+            Err(_) => Err(Error::Timeout { after: STATS_FLUSH_INTERVAL }),
+        }
     }
-    sh.stats.written(&keys, Utc::now());
-    Ok(())
+
+    fn next_pass(&self, _last: &Result<Option<usize>>) -> Duration {
+        STATS_FLUSH_INTERVAL
+    }
+
+    async fn stopped(&self) {
+        if let Err(e) = self.run_once().await {
+            tracing::debug!(error = %e, "statistics not written at shutdown");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,6 @@ impl fmt::Display for Schema {
 /// applied with: changing one of these constants needs a migration that
 /// re-creates the functions using it.
 const LIMITS: &[(&str, i64)] = {
-    use crate::maintenance as m;
     use crate::validate as v;
     &[
         ("{KIND_MAX}", v::KIND_MAX as i64),
@@ -126,10 +125,10 @@ const LIMITS: &[(&str, i64)] = {
         ("{ARGS_MAX_BYTES_DEFAULT}", v::ARGS_MAX_BYTES_DEFAULT as i64),
         ("{UNIQUE_KEY_MAX}", v::UNIQUE_KEY_MAX as i64),
         ("{SCHEDULE_HORIZON_S}", v::SCHEDULE_HORIZON.as_secs() as i64),
-        ("{ARCHIVE_DAYS_AHEAD_MAX}", m::ARCHIVE_DAYS_AHEAD_MAX as i64),
-        ("{ARCHIVE_AT_WINDOW_S}", m::ARCHIVE_AT_WINDOW.as_secs() as i64),
-        ("{RETENTION_MAX_S}", m::RETENTION_MAX.as_secs() as i64),
-        ("{LEADER_LEASE_MAX_MS}", m::LEADER_LEASE_MAX.as_millis() as i64),
+        ("{ARCHIVE_DAYS_AHEAD_MAX}", v::ARCHIVE_DAYS_AHEAD_MAX as i64),
+        ("{ARCHIVE_AT_WINDOW_S}", v::ARCHIVE_AT_WINDOW.as_secs() as i64),
+        ("{RETENTION_MAX_S}", v::RETENTION_MAX.as_secs() as i64),
+        ("{LEADER_LEASE_MAX_MS}", v::LEADER_LEASE_MAX.as_millis() as i64),
     ]
 };
 

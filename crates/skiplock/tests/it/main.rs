@@ -21,6 +21,7 @@ mod sql_api;
 #[cfg(feature = "sqlx")]
 mod sqlx_tx;
 mod statements;
+mod structure;
 mod supervision;
 mod support;
 mod unique;

@@ -14,7 +14,7 @@ pub struct TestDb {
 
 /// The template key changes whenever a migration does.
 fn template_key() -> String {
-    format!("skiplock-{}", skiplock::fingerprint())
+    format!("skiplock-{}", skiplock::__private::fingerprint())
 }
 
 /// A fresh, migrated database and a default client.

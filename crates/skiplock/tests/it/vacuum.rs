@@ -35,7 +35,7 @@ async fn the_leader_vacuums_a_hot_table_full_of_dead_tuples() {
             if dead >= 60_000 {
                 break m.vacuum_once().await.unwrap();
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await

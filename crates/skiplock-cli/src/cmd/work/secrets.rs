@@ -24,13 +24,14 @@ pub struct Secrets {
 impl Secrets {
     /// The worker's secrets: the password of its URL (as written, and as
     /// decoded), and `PGPASSWORD` of its environment.
-    pub fn new(url: &str, config: &tokio_postgres::Config, pgpassword: Option<&str>) -> Secrets {
+    pub fn new(url: &str, pgpassword: Option<&str>) -> Secrets {
         let as_written = url
             .split_once("://")
             .and_then(|(_, rest)| rest.rsplit_once('@'))
             .and_then(|(auth, _)| auth.split_once(':'))
             .map(|(_, pw)| pw.to_owned());
-        let decoded = config.get_password().map(|pw| String::from_utf8_lossy(pw).into_owned());
+        let config = url.parse::<tokio_postgres::Config>().ok();
+        let decoded = config.as_ref().and_then(|c| c.get_password()).map(|pw| String::from_utf8_lossy(pw).into_owned());
         let mut known: Vec<String> = [as_written, decoded, pgpassword.map(str::to_owned)]
             .into_iter()
             .flatten()
@@ -69,7 +70,7 @@ mod tests {
     #[test]
     fn the_worker_s_password_and_credential_patterns_are_masked() {
         let url = "postgres://ada:p%40ss-w0rd@db:5432/app";
-        let secrets = Secrets::new(url, &url.parse().unwrap(), Some("env-pw"));
+        let secrets = Secrets::new(url, Some("env-pw"));
         assert_eq!(secrets.redact("as written p%40ss-w0rd, decoded p@ss-w0rd"), "as written ***, decoded ***");
         assert_eq!(secrets.redact("PGPASSWORD is env-pw"), "PGPASSWORD is ***");
         assert_eq!(
@@ -79,7 +80,7 @@ mod tests {
         assert_eq!(secrets.redact("nothing here"), "nothing here");
         assert_eq!(secrets.redact_bytes(b"bad \xff env-pw\n".to_vec()), "bad \u{fffd} ***\n".as_bytes());
         assert_eq!(secrets.redact_bytes(b"bad \xff\n".to_vec()), b"bad \xff\n", "kept as it came");
-        let none = Secrets::new("postgres://ada@db/app", &"postgres://ada@db/app".parse().unwrap(), Some(""));
+        let none = Secrets::new("postgres://ada@db/app", Some(""));
         assert_eq!(none.redact("a b"), "a b");
     }
 }

@@ -8,33 +8,38 @@ use sqlx::types::Json;
 
 use std::collections::HashMap;
 
-use crate::client::enqueue::{Columns, Enqueued, InsertOutcome, Resolver, chunks};
-use crate::{Client, Error, NewJob, Result};
+use super::enqueue::chunks;
+use crate::db::columns::{Columns, InsertOutcome};
+use crate::db::insert::Resolver;
+use crate::{Client, Enqueued, Error, NewJob, Result};
 
-pub(crate) async fn enqueue(
-    client: &Client,
-    conn: &mut sqlx::PgConnection,
-    jobs: Vec<NewJob>,
-) -> Result<Vec<Enqueued>> {
-    let mut out = Vec::new();
-    for cols in chunks(jobs, client.args_max_bytes())? {
-        out.extend(insert_columns(client, conn, &cols).await?);
+impl Client {
+    /// Enqueues jobs inside a caller's `sqlx` transaction (or connection):
+    /// `client.enqueue_sqlx(&mut *tx, jobs)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue_many`]; database errors as [`Error::Sqlx`].
+    pub async fn enqueue_sqlx(&self, conn: &mut sqlx::PgConnection, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let mut out = Vec::new();
+        for cols in chunks(jobs, self.inner.args_max_bytes)? {
+            out.extend(insert_columns(self, conn, &cols).await?);
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// As `Client::insert_columns`, through sqlx.
 async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &Columns) -> Result<Vec<Enqueued>> {
     let mut rounds = Resolver::new(cols);
     while let Some(cols) = rounds.next_round() {
-        let (wake, later) = client.wakeups_decide(&cols);
+        let wake = client.wake(&cols);
         let out = insert(client, conn, &cols, &wake).await?;
-        client.wake_later(later);
         let keys = out.taken_keys();
         let holders: HashMap<String, i64> = if keys.is_empty() {
             HashMap::new()
         } else {
-            sqlx::query_as::<_, (String, i64)>(&client.stmts().job_holders.sql)
+            sqlx::query_as::<_, (String, i64)>(&client.db().stmts().job_holders.sql)
                 .bind(&keys)
                 .fetch_all(&mut *conn)
                 .await
@@ -49,8 +54,8 @@ async fn insert_columns(client: &Client, conn: &mut sqlx::PgConnection, cols: &C
 
 async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns, wake: &[String]) -> Result<InsertOutcome> {
     let args: Vec<Json<&RawValue>> = c.args.iter().map(|a| Json(a.as_ref())).collect();
-    let tags: Vec<Option<Json<&RawValue>>> = c
-        .tags
+    let tags_json = c.tags_json();
+    let tags: Vec<Option<Json<&RawValue>>> = tags_json
         .iter()
         .map(|t| t.as_deref().map(|t| serde_json::from_str::<&RawValue>(t).map(Json)).transpose())
         .collect::<Result<_, _>>()
@@ -62,7 +67,7 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns, wak
         .collect::<Result<_, _>>()
         .map_err(|source| Error::Json { kind: "meta".into(), source })?;
     let run_at: &[Option<DateTime<Utc>>] = &c.run_at;
-    let rows = sqlx::query(&client.stmts().job_insert.sql)
+    let rows = sqlx::query(&client.db().stmts().job_insert.sql)
         .bind(&c.queue)
         .bind(&c.kind)
         .bind(&args)

@@ -15,12 +15,14 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::Inner;
+use super::leader::Leadership;
+use crate::client::enqueue::chunks;
 use crate::client::{EnqueueOptions, NewJob};
-use crate::db::{self, Exec};
+use crate::db::{self, Db};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::job::Job;
-use crate::runtime::Shared;
+use crate::service::Service;
 use crate::validate;
 
 /// How late a run may be enqueued and still count as on time, under
@@ -320,43 +322,21 @@ pub struct PeriodicReport {
     pub db_now: Option<DateTime<Utc>>,
 }
 
-/// A periodic job's state, as [`Client::periodic_jobs`](crate::Client::periodic_jobs)
-/// reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct PeriodicInfo {
-    /// Its name.
-    pub name: String,
-    /// Its schedule, as registered (`cron <expr> <zone>`, `every <n>ms`).
-    pub schedule: String,
-    /// Its next run not yet enqueued.
-    pub next_run_at: DateTime<Utc>,
-    /// Its last run enqueued.
-    pub last_run_at: Option<DateTime<Utc>>,
-}
-
-impl From<db::periodic::PeriodicRow> for PeriodicInfo {
-    fn from(r: db::periodic::PeriodicRow) -> Self {
-        PeriodicInfo { name: r.name, schedule: r.schedule, next_run_at: r.next_run_at, last_run_at: r.last_run_at }
-    }
-}
-
-/// One pass over every periodic job, inside the leader's transaction `tx`.
-pub(crate) async fn pass(m: &Inner, tx: &dyn Exec) -> Result<PeriodicReport> {
+/// One pass over every periodic job in `jobs`, inside the leader's
+/// transaction `on`.
+pub(crate) async fn pass(db: &Db, on: db::On<'_>, jobs: &[Periodic]) -> Result<PeriodicReport> {
     let mut report = PeriodicReport::default();
-    if m.periodic.is_empty() {
+    if jobs.is_empty() {
         return Ok(report);
     }
-    let (client, s) = (&m.client, m.client.stmts());
-    let pg = |e| client.pg(e);
-    let names: Vec<String> = m.periodic.iter().map(|p| p.name.clone()).collect();
-    let rows = db::periodic::list(tx, s, Some(&names)).await.map_err(pg)?;
+    let names: Vec<String> = jobs.iter().map(|p| p.name.clone()).collect();
+    let rows = db::periodic::list(on, Some(&names)).await?;
     let now = match rows.first() {
         Some(r) => r.db_now,
-        None => db::leader::clock(tx, s).await.map_err(pg)?,
+        None => db::leader::clock(on).await?,
     };
     report.db_now = Some(now);
-    for p in &m.periodic {
+    for p in jobs {
         let text = p.schedule.text();
         let next = match rows.iter().find(|r| r.name == p.name) {
             Some(r) if r.schedule == text => r.next_run_at,
@@ -365,7 +345,7 @@ pub(crate) async fn pass(m: &Inner, tx: &dyn Exec) -> Result<PeriodicReport> {
                     tracing::warn!(name = %p.name, "periodic job never fires again; skipping it");
                     continue;
                 };
-                db::periodic::reset(tx, s, &p.name, &text, first).await.map_err(pg)?
+                db::periodic::reset(on, &p.name, &text, first).await?
             }
         };
         if next > now {
@@ -381,7 +361,7 @@ pub(crate) async fn pass(m: &Inner, tx: &dyn Exec) -> Result<PeriodicReport> {
         if runs.len() as u64 > 1 || from > next {
             tracing::info!(name = %p.name, runs = runs.len(), since = %next, "periodic job is behind schedule");
         }
-        if !db::periodic::advance(tx, s, &p.name, next, after, runs.last().copied()).await.map_err(pg)? {
+        if !db::periodic::advance(on, &p.name, next, after, runs.last().copied()).await? {
             // Another process enqueued these runs.
             continue;
         }
@@ -390,7 +370,13 @@ pub(crate) async fn pass(m: &Inner, tx: &dyn Exec) -> Result<PeriodicReport> {
             continue;
         }
         let jobs: Vec<NewJob> = runs.iter().map(|&at| p.run(at)).collect();
-        let done = client.enqueue_exec(tx, jobs).await?;
+        // In the leader's transaction, with the multi-row INSERT; every
+        // queue with a run due now is woken (at commit).
+        let mut done = Vec::new();
+        for cols in chunks(jobs, validate::ARGS_MAX_BYTES_DEFAULT)? {
+            let wake = |c: &db::columns::Columns| c.due_queues().into_iter().map(str::to_owned).collect();
+            done.extend(db::insert::insert(db, on, None, &cols, &wake).await?);
+        }
         for (&run_at, e) in runs.iter().zip(done) {
             report.enqueued.push(PeriodicRun { name: p.name.clone(), run_at, id: e.id, inserted: e.inserted });
         }
@@ -414,30 +400,62 @@ impl Periodic {
     }
 }
 
-/// The periodic service's loop: while leading, a pass whenever a run falls
-/// due (and at least every [`PERIODIC_CHECK_MAX`]).
-pub(crate) async fn run(sh: Arc<Shared>, m: Arc<Inner>) {
-    if m.periodic.is_empty() {
-        return;
+/// The periodic jobs as a service: a pass whenever a run falls due (and at
+/// least every [`PERIODIC_CHECK_MAX`]) while this process leads.
+pub(crate) struct PeriodicJobs {
+    jobs: Vec<Periodic>,
+    db: Db,
+    leadership: Arc<Leadership>,
+}
+
+impl PeriodicJobs {
+    /// The service for `jobs`, already checked by [`PeriodicJob::compile`].
+    pub fn new(jobs: Vec<Periodic>, db: Db, leadership: Arc<Leadership>) -> PeriodicJobs {
+        PeriodicJobs { jobs, db, leadership }
     }
-    let mut leading = m.leader.watch();
-    loop {
-        let wait = match m.periodic_pass().await {
+
+    /// Whether there is anything to run.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Says which runs a pass enqueued.
+    pub(crate) fn announce(&self, report: &PeriodicReport) {
+        for run in &report.enqueued {
+            self.leadership.events.emit(Event::PeriodicEnqueued {
+                name: run.name.clone(),
+                run_at: run.run_at,
+                id: run.id,
+            });
+        }
+    }
+
+    pub(crate) fn jobs(&self) -> &[Periodic] {
+        &self.jobs
+    }
+}
+
+impl Service for PeriodicJobs {
+    const NAME: &'static str = "periodic";
+    type Report = PeriodicReport;
+
+    async fn run_once(&self) -> Result<Option<PeriodicReport>> {
+        let out = super::guard::guarded!(&self.leadership, &self.db, |on| pass(&self.db, on, &self.jobs).await?)?;
+        let report = out.map(|(r, _, _)| r);
+        if let Some(r) = &report {
+            self.announce(r);
+        }
+        Ok(report)
+    }
+
+    fn next_pass(&self, last: &Result<Option<PeriodicReport>>) -> Duration {
+        let wait = match last {
             Ok(Some(r)) => match (r.next_run_at, r.db_now) {
                 (Some(next), Some(now)) => (next - now).to_std().unwrap_or(Duration::ZERO),
                 _ => PERIODIC_CHECK_MAX,
             },
-            Ok(None) => PERIODIC_CHECK_MAX,
-            Err(e) => {
-                tracing::warn!(error = %e, "periodic pass failed");
-                PERIODIC_CHECK_MAX
-            }
+            _ => PERIODIC_CHECK_MAX,
         };
-        let wait = wait.clamp(Duration::from_millis(5), PERIODIC_CHECK_MAX);
-        tokio::select! {
-            _ = sh.services_stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-            _ = leading.changed() => {}
-        }
+        wait.clamp(Duration::from_millis(5), PERIODIC_CHECK_MAX)
     }
 }

@@ -1,5 +1,5 @@
-//! What a worker reports as it runs, for tests and observers:
-//! [`Worker::subscribe`](crate::Worker::subscribe).
+//! What a worker (and its maintenance) reports as it runs, for tests and
+//! observers: [`Worker::subscribe`](crate::Worker::subscribe).
 
 use chrono::{DateTime, Utc};
 
@@ -129,4 +129,33 @@ pub enum Event {
         /// Tables dropped by retention.
         dropped: Vec<String>,
     },
+}
+
+/// Where a worker's (or a `Maintenance`'s) parts send their events: a
+/// broadcast channel that costs nothing while nobody listens. Cheap to
+/// clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Events {
+    tx: tokio::sync::broadcast::Sender<Event>,
+}
+
+/// Events kept for a slow subscriber before it lags.
+const EVENTS_BUFFERED: usize = 4096;
+
+impl Events {
+    pub fn new() -> Self {
+        Events { tx: tokio::sync::broadcast::channel(EVENTS_BUFFERED).0 }
+    }
+
+    /// Sends `ev` if anyone listens.
+    pub fn emit(&self, ev: Event) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(ev);
+        }
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
 }

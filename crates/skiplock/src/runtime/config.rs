@@ -1,0 +1,106 @@
+//! What a worker runs with: its [`Config`] (built and checked by
+//! `WorkerBuilder`), the queues' and handlers' settings, and the defaults.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Backoff;
+use crate::handler::ErasedHandler;
+
+/// How long a claimed job may go without a heartbeat before the rescuer
+/// takes it back: 30 seconds.
+pub const LEASE_DEFAULT: Duration = Duration::from_secs(30);
+/// How often idle producers poll when no NOTIFY arrives: 1 second, doubling
+/// while idle up to [`POLL_INTERVAL_MAX_DEFAULT`].
+pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// The longest idle poll interval: 5 seconds.
+pub const POLL_INTERVAL_MAX_DEFAULT: Duration = Duration::from_secs(5);
+/// Most jobs one claim takes: 500.
+pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
+/// Most outcomes one completion statement writes: 1,000.
+pub const COMPLETE_BATCH_MAX_DEFAULT: usize = 1000;
+/// How long one attempt may run unless its kind or the job says otherwise:
+/// 30 minutes.
+pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30 * 60);
+/// How long running jobs get to finish at shutdown before they are asked to
+/// stop: 30 seconds.
+pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(30);
+/// How long a handler asked to stop may take before it is dropped: 5 seconds.
+pub const CANCEL_GRACE_DEFAULT: Duration = Duration::from_secs(5);
+/// How long outcomes still buffered at shutdown are retried if the database
+/// is away: 10 seconds. Past it their jobs are left to the rescuer.
+pub const FLUSH_DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Where the worker listens for wake-ups.
+#[derive(Debug, Clone, Default)]
+pub enum Listen {
+    /// On a connection made like the client's (the default), unless the
+    /// client sends unnamed statements for PgBouncer, where LISTEN cannot
+    /// work: then poll only, and say so once.
+    #[default]
+    Auto,
+    /// On a direct connection to this URL (bypassing PgBouncer).
+    Url(String),
+    /// Never: poll only.
+    Disabled,
+}
+
+/// Settings for one queue a worker serves.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Jobs of this queue running at once in this process.
+    pub concurrency: usize,
+    /// Retry policy for its failed jobs (default: the worker's).
+    pub backoff: Option<Backoff>,
+}
+
+impl QueueConfig {
+    /// A queue running up to `concurrency` jobs at once.
+    pub fn new(concurrency: usize) -> Self {
+        QueueConfig { concurrency, backoff: None }
+    }
+    /// Sets its retry policy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+}
+
+pub(crate) struct HandlerEntry {
+    pub handler: Arc<dyn ErasedHandler>,
+    pub timeout: Option<Duration>,
+}
+
+/// Everything a worker was built with, checked by `WorkerBuilder::build`:
+/// nothing here is validated again while the worker runs.
+pub(crate) struct Config {
+    /// The name left in `leased_by`; unique among live workers (the
+    /// registry).
+    pub worker_id: String,
+    pub queues: Vec<(String, QueueConfig)>,
+    pub handlers: HashMap<String, HandlerEntry>,
+    pub fallback: Option<HandlerEntry>,
+    pub backoff: Backoff,
+    /// How long a claim or heartbeat leases a job. At least 100 ms.
+    pub lease: Duration,
+    /// The lease in milliseconds, as the statements take it.
+    pub lease_ms: i64,
+    pub poll_interval: Duration,
+    pub poll_interval_max: Duration,
+    pub claim_batch_max: usize,
+    pub complete_batch_max: usize,
+    pub timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub cancel_grace: Duration,
+    pub flush_deadline: Duration,
+    pub keep_completed: bool,
+    pub listen: Listen,
+}
+
+impl Config {
+    /// Heartbeats are sent every third of a lease.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.lease / 3
+    }
+}

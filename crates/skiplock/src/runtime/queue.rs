@@ -1,0 +1,108 @@
+//! One queue as the runtime sees it: its free slots, its producers' wakers,
+//! its retry policy and its metric handles; and [`Done`], an outcome on its
+//! way from an executor to the database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::Backoff;
+use crate::events::WakeSource;
+use crate::job::{Lease, Outcome};
+use crate::metrics as m;
+
+/// Claims in flight per queue at most. With one, a queue of quick jobs
+/// alternates between claiming and running; with two, one claim's round
+/// trip (and commit) overlaps the other's, and their commits share fsyncs.
+pub(crate) const PRODUCERS_PER_QUEUE: usize = 2;
+
+/// One queue a worker serves.
+pub(crate) struct QueueRt {
+    pub name: String,
+    pub concurrency: usize,
+    /// Free execution slots, shared by the queue's producers.
+    pub slots: Arc<Semaphore>,
+    /// One waker per producer (NOTIFY, reconnect, resume, a sibling's full
+    /// batch).
+    pub wakers: Vec<Notify>,
+    /// Why it was last woken (a [`WakeSource`] as u8), for events.
+    pub wake_source: AtomicU8,
+    pub backoff: Backoff,
+    pub metrics: QueueMetrics,
+}
+
+impl QueueRt {
+    pub fn new(name: &str, concurrency: usize, backoff: Backoff) -> Self {
+        QueueRt {
+            name: name.to_owned(),
+            concurrency,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            wakers: (0..PRODUCERS_PER_QUEUE.min(concurrency)).map(|_| Notify::new()).collect(),
+            wake_source: AtomicU8::new(WakeSource::Poll as u8),
+            backoff,
+            metrics: QueueMetrics::new(name),
+        }
+    }
+
+    /// Wakes the first producer, or all of them.
+    pub fn wake(&self, source: WakeSource, all: bool) {
+        self.wake_source.store(source as u8, Ordering::Relaxed);
+        let n = if all { self.wakers.len() } else { 1 };
+        for w in &self.wakers[..n] {
+            w.notify_one();
+        }
+    }
+
+    /// Most jobs one of its producers claims at once.
+    pub fn claim_cap(&self, claim_batch_max: usize) -> usize {
+        self.concurrency.div_ceil(self.wakers.len()).clamp(1, claim_batch_max)
+    }
+}
+
+/// Metric handles for one queue, looked up once (names in `crate::metrics`).
+pub(crate) struct QueueMetrics {
+    pub claimed: metrics::Counter,
+    pub completed: metrics::Counter,
+    pub retried: metrics::Counter,
+    pub discarded: metrics::Counter,
+    pub cancelled: metrics::Counter,
+    pub snoozed: metrics::Counter,
+    pub stale: metrics::Counter,
+    pub latency: metrics::Histogram,
+}
+
+impl QueueMetrics {
+    fn new(queue: &str) -> Self {
+        let q = || queue.to_owned();
+        QueueMetrics {
+            claimed: metrics::counter!(m::JOBS_CLAIMED, "queue" => q()),
+            completed: metrics::counter!(m::JOBS_COMPLETED, "queue" => q()),
+            retried: metrics::counter!(m::JOBS_RETRIED, "queue" => q()),
+            discarded: metrics::counter!(m::JOBS_DISCARDED, "queue" => q()),
+            cancelled: metrics::counter!(m::JOBS_CANCELLED, "queue" => q()),
+            snoozed: metrics::counter!(m::JOBS_SNOOZED, "queue" => q()),
+            stale: metrics::counter!(m::COMPLETIONS_STALE, "queue" => q()),
+            latency: metrics::histogram!(m::JOB_START_LATENCY, "queue" => q()),
+        }
+    }
+}
+
+/// An outcome on its way to the database.
+pub(crate) struct Done {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    pub queue: Arc<QueueRt>,
+    /// Whether it holds a place in the outbox's room (see
+    /// [`super::outbox::Outbox::push_now`]).
+    pub holds_room: bool,
+    /// Whether a statement that carried it lost its answer (so it may have
+    /// been written already).
+    pub resent: bool,
+}
+
+impl Done {
+    pub fn new(lease: Lease, outcome: Outcome, queue: Arc<QueueRt>) -> Self {
+        Done { lease, outcome, queue, holds_room: false, resent: false }
+    }
+}
