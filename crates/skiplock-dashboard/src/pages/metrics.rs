@@ -41,3 +41,22 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn operations_md_lists_every_metric_served() {
+        let ops = include_str!("../../../../docs/OPERATIONS.md");
+        let page = include_str!("metrics.rs").split("#[cfg(test)]").next().unwrap();
+        let mut names: Vec<&str> = page
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("skiplock_"))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 3, "{names:?}");
+        for name in names {
+            assert!(ops.contains(&format!("`{name}`")), "docs/OPERATIONS.md does not list {name}");
+        }
+    }
+}
