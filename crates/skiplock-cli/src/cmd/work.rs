@@ -53,13 +53,17 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// `runtime::PRODUCERS_PER_QUEUE` (fewer when a queue's concurrency is lower).
 const PRODUCERS_PER_QUEUE: usize = 2;
 /// Pool connections used at once besides the producers': two completer
-/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the heartbeat,
-/// the statistics writer (`runtime/stats.rs`), and the seven maintenance
-/// services of `maintenance::spawn` (leader election, rescuer, scheduler,
-/// cron, partitions with the pruner, vacuum, statistics), each one
-/// statement or transaction at a time. The LISTEN connection is not the
-/// pool's; the start-up check is done before the worker starts.
-const POOL_SERVICES: usize = 2 + 1 + 1 + 7;
+/// flushes in flight (`runtime/completer.rs` `IN_FLIGHT`), the statistics
+/// writer (`runtime/stats.rs`), and the eight services of
+/// `maintenance::Services::spawn` without periodic jobs (the elector,
+/// rescuer, scheduler, archive, unique keys, vacuum, queue depth,
+/// statistics), each one statement or transaction at a time. Not the pool's:
+/// the heartbeat's connection (a pool of its own, `Db::dedicated`) and the
+/// LISTEN connection. Not counted: the registry, whose connection is in use
+/// only while the producers wait for it, and the elector's second one,
+/// taken only while this process does not lead (its leader-only services
+/// then idle). The start-up check is done before the worker starts.
+const POOL_SERVICES: usize = 2 + 1 + 8;
 
 const EXAMPLES: &str = r#"Examples:
   skiplock work --queue default --exec './handle-job.py'
@@ -426,7 +430,8 @@ fn guard_program() -> Result<PathBuf> {
 /// The connections the worker's pool may open: as many as may be in use at
 /// once, so that the heartbeat never waits for one behind the producers
 /// (a wait of up to the pool timeout, beyond which leases are lost):
-/// `queues × min(2, concurrency) + 11`.
+/// `queues × min(2, concurrency) + 11`. (Besides the pool: the heartbeat's
+/// connection and the LISTEN one.)
 fn pool_size(queues: usize, concurrency: usize) -> usize {
     queues * PRODUCERS_PER_QUEUE.min(concurrency) + POOL_SERVICES
 }
@@ -499,9 +504,9 @@ mod tests {
     #[test]
     fn the_pool_has_a_connection_for_everything_that_may_query_at_once() {
         // Two producers per queue (one below concurrency 2), two completer
-        // flushes, the heartbeat, the statistics writer, seven maintenance
-        // services.
-        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 1 + 7);
+        // flushes, the statistics writer, eight maintenance services (the
+        // heartbeat has a connection of its own).
+        assert_eq!(pool_size(1, 10), 2 + 2 + 1 + 8);
         assert_eq!(pool_size(10, 20), 20 + 11);
         assert_eq!(pool_size(3, 1), 3 + 11);
     }
