@@ -17,6 +17,7 @@
 //! | [`Maintenance`], [`PeriodicJob`], [`Retention`] (`maintenance/`) | leader election; rescuer, scheduler, periodic jobs, archive partitions and retention |
 //! | `db/` | every SQL statement, one `.sql` file each |
 //! | [`Error`] (`error.rs`) | one error enum, classified by SQLSTATE |
+//! | [`tls`] (`tls.rs`) | libpq's `sslmode` and certificate options, rustls, [`connect_raw`] |
 //!
 //! ## Hello, world
 //!
@@ -54,6 +55,7 @@ mod runtime;
 mod schema;
 #[cfg(feature = "sqlx")]
 mod sqlx_support;
+pub mod tls;
 mod validate;
 mod worker;
 
@@ -81,6 +83,7 @@ pub use schema::{
     MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, fingerprint, migrate, migrate_to,
     version as schema_version,
 };
+pub use tls::{SslMode, TlsConfig, TlsConnector, connect_raw};
 pub use validate::{
     ARGS_MAX_BYTES_DEFAULT, KIND_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_LIMIT, META_MAX_BYTES, PRIORITY_DEFAULT,
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,

@@ -7,7 +7,7 @@ mod lifecycle;
 mod operations;
 mod wakeups;
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crate::db::{self, Exec, Pooled, StatementMode, Statements};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::schema::{self, MigrateReport, Schema};
+use crate::tls::{SslMode, TlsConfig, TlsConnector};
 use crate::validate;
 
 /// Default size of the client's connection pool.
@@ -42,6 +43,9 @@ pub struct ClientBuilder {
     args_max_bytes: usize,
     application_name: String,
     notify_interval: Duration,
+    ssl_mode: Option<SslMode>,
+    ssl_root_cert: Option<PathBuf>,
+    ssl_client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl ClientBuilder {
@@ -106,14 +110,58 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Connections open lazily, on first use.
+    /// How connections use TLS, overriding the URL's `sslmode` (default:
+    /// the URL's, else [`SslMode::Prefer`], as libpq). See [`crate::tls`]
+    /// for what each mode checks.
     ///
-    /// # Errors
+    /// # Example: only a server whose certificate names its host
     ///
-    /// [`Error::InvalidInput`] for `database_url` when it cannot be parsed.
-    pub fn build(self) -> Result<Client> {
-        let mut cfg = tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| Error::invalid("database_url", redact_error(&e.to_string(), &self.url)))?;
+    /// ```no_run
+    /// use skiplock::{Client, SslMode};
+    /// let client = Client::builder("postgres://app@db.internal/app")
+    ///     .ssl_mode(SslMode::VerifyFull)
+    ///     .ssl_root_cert("/etc/ssl/certs/db-ca.pem")
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// The CA certificates (PEM) that must have signed the server's
+    /// certificate, overriding the URL's `sslrootcert` (default
+    /// `~/.postgresql/root.crt`, if it exists). `"system"` means the
+    /// system's trusted roots, and requires [`SslMode::VerifyFull`].
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// A client certificate (PEM, with its chain) and its private key
+    /// (PEM; permissions 0600 or less), for servers that authenticate
+    /// clients by certificate (`clientcert=verify-full` or `cert` in
+    /// pg_hba.conf). Overrides the URL's `sslcert` and `sslkey`.
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.ssl_client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The connection settings and the TLS connector, from the URL and
+    /// this builder.
+    fn pg_settings(&self) -> Result<(tokio_postgres::Config, TlsConnector)> {
+        let (mut cfg, mut tls) = TlsConfig::from_url(&self.url)?;
+        if let Some(mode) = self.ssl_mode {
+            tls.set_mode(mode);
+        }
+        if let Some(path) = &self.ssl_root_cert {
+            tls.set_root_cert(path.clone());
+        }
+        if let Some((cert, key)) = &self.ssl_client_cert {
+            tls.set_client_cert(cert.clone(), key.clone());
+        }
+        cfg.ssl_mode(tls.pg_mode());
+        let connector = tls.connector()?;
         if self.statement_mode == StatementMode::Prepared {
             // Queue statements are short; JIT compiling them costs more than
             // running them. And their generic plans are the right ones (the
@@ -136,12 +184,53 @@ impl ClientBuilder {
         // route) in about a minute instead of the kernel's two hours.
         cfg.keepalives(true).keepalives_idle(Duration::from_secs(30)).keepalives_interval(Duration::from_secs(10));
         cfg.connect_timeout(self.pool_timeout);
-        let pool = build_pool(&cfg, self.pool_size, self.pool_timeout)?;
+        Ok((cfg, connector))
+    }
+
+    /// Opens one connection with exactly the settings the client's pool
+    /// would use (URL, TLS, `application_name`, session options), for
+    /// statements of your own: a tool's checks, a benchmark's bare SQL.
+    /// The connection is driven on a spawned task until the client is
+    /// dropped. [`connect_raw`](crate::connect_raw) does the same from a
+    /// URL alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientBuilder::build`], and [`Error::Tls`] naming the cause
+    /// when the TLS connection fails, or the database's error.
+    ///
+    /// # Example: one connection beside the pool
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = skiplock::Client::builder("postgres://app@db/app?sslmode=verify-full")
+    ///     .application_name("my-tool");
+    /// let pg = builder.connect_single().await?;
+    /// pg.batch_execute("SELECT 1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_single(&self) -> Result<tokio_postgres::Client> {
+        let (cfg, tls) = self.pg_settings()?;
+        tls.connect(&cfg).await
+    }
+
+    /// Builds the client. Connections open lazily, on first use; the TLS
+    /// files are read now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for `database_url` when it cannot be parsed,
+    /// and naming the option (`sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey`) when a TLS setting or file is wrong.
+    pub fn build(self) -> Result<Client> {
+        let (cfg, tls) = self.pg_settings()?;
+        let pool = build_pool(&cfg, &tls, self.pool_size, self.pool_timeout)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 stmts: Statements::new(&self.schema),
                 schema: self.schema,
                 pool,
+                tls,
                 pg_config: cfg,
                 pool_timeout: self.pool_timeout,
                 mode: self.statement_mode,
@@ -156,10 +245,15 @@ impl ClientBuilder {
 }
 
 /// A pool of at most `size` connections made with `cfg`.
-fn build_pool(cfg: &tokio_postgres::Config, size: usize, timeout: Duration) -> Result<deadpool_postgres::Pool> {
+fn build_pool(
+    cfg: &tokio_postgres::Config,
+    tls: &TlsConnector,
+    size: usize,
+    timeout: Duration,
+) -> Result<deadpool_postgres::Pool> {
     let mgr = deadpool_postgres::Manager::from_config(
         cfg.clone(),
-        tokio_postgres::NoTls,
+        tls.clone(),
         deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
     );
     deadpool_postgres::Pool::builder(mgr)
@@ -182,7 +276,7 @@ fn use_copy(cols: &enqueue::Columns) -> bool {
 }
 
 /// Strips a URL's password from a message that may quote it.
-fn redact_error(msg: &str, url: &str) -> String {
+pub(crate) fn redact_error(msg: &str, url: &str) -> String {
     match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).and_then(|(auth, _)| auth.split_once(':')) {
         Some((_, pw)) if !pw.is_empty() => redact_credentials(&msg.replace(pw, "***")),
         _ => redact_credentials(msg),
@@ -325,6 +419,8 @@ pub struct Client {
 
 struct Inner {
     pool: deadpool_postgres::Pool,
+    /// Every connection's TLS, the pool's and the LISTEN connection's.
+    tls: TlsConnector,
     pg_config: tokio_postgres::Config,
     pool_timeout: Duration,
     schema: Schema,
@@ -363,6 +459,9 @@ impl Client {
             notify_interval: NOTIFY_INTERVAL_DEFAULT,
             args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
             application_name: "skiplock".to_owned(),
+            ssl_mode: None,
+            ssl_root_cert: None,
+            ssl_client_cert: None,
         }
     }
 
@@ -391,6 +490,13 @@ impl Client {
         &self.inner.pg_config
     }
 
+    /// The TLS connector every connection of this client uses, for opening
+    /// dedicated connections with [`Client::pg_config`]:
+    /// `client.pg_config().connect(client.tls_connector().clone())`.
+    pub fn tls_connector(&self) -> &TlsConnector {
+        &self.inner.tls
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &deadpool_postgres::Pool {
         &self.inner.pool
@@ -414,7 +520,8 @@ impl Client {
         let i = &self.inner;
         Ok(Client {
             inner: Arc::new(Inner {
-                pool: build_pool(&i.pg_config, size, i.pool_timeout)?,
+                pool: build_pool(&i.pg_config, &i.tls, size, i.pool_timeout)?,
+                tls: i.tls.clone(),
                 pg_config: i.pg_config.clone(),
                 pool_timeout: i.pool_timeout,
                 schema: i.schema.clone(),
@@ -434,7 +541,7 @@ impl Client {
     }
 
     pub(crate) async fn conn(&self) -> Result<deadpool_postgres::Client> {
-        Ok(self.inner.pool.get().await?)
+        self.inner.pool.get().await.map_err(|e| self.inner.tls.explain(e.into()))
     }
 
     pub(crate) fn pg(&self, e: db::DbError) -> Error {

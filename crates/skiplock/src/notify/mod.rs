@@ -20,21 +20,22 @@ use crate::worker::Listen;
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(sh: Arc<Shared>) {
-    let config = match &sh.cfg.listen {
+    let (config, tls) = match &sh.cfg.listen {
         Listen::Disabled => return,
-        Listen::Auto => sh.client.pg_config().clone(),
-        Listen::Url(url) => match url.parse::<tokio_postgres::Config>() {
+        Listen::Auto => (sh.client.pg_config().clone(), sh.client.tls_connector().clone()),
+        // With its own TLS settings, read as the client's are.
+        Listen::Url(url) => match crate::tls::TlsConfig::from_url(url).and_then(|(c, t)| Ok((c, t.connector()?))) {
             // As the client's own connections: a peer that vanished is
             // noticed in about a minute, not the kernel's two hours, and a
             // connect attempt does not hang.
-            Ok(mut c) => {
+            Ok((mut c, tls)) => {
                 c.keepalives(true)
                     .keepalives_idle(Duration::from_secs(30))
                     .keepalives_interval(Duration::from_secs(10));
                 if c.get_connect_timeout().is_none() {
                     c.connect_timeout(Duration::from_secs(10));
                 }
-                c
+                (c, tls)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the LISTEN url does not parse; polling only");
@@ -50,7 +51,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
     let mut wait = Duration::from_millis(100);
     let mut connected_before = false;
     loop {
-        match listen(&sh, &config).await {
+        match listen(&sh, &config, &tls).await {
             Ok((client, mut messages)) => {
                 sh.listening.store(true, Ordering::Relaxed);
                 sh.emit(Event::ListenerConnected);
@@ -107,8 +108,10 @@ type Messages = mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tok
 async fn listen(
     sh: &Shared,
     config: &tokio_postgres::Config,
-) -> Result<(tokio_postgres::Client, Messages), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    tls: &crate::tls::TlsConnector,
+) -> Result<(tokio_postgres::Client, Messages), crate::Error> {
+    let (client, mut connection) =
+        config.connect(tls.clone()).await.map_err(|e| tls.explain(crate::Error::from_pg(e, "")))?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -134,7 +137,7 @@ async fn listen(
         sh.client.schema().insert_channel(),
         sh.client.schema().control_channel()
     );
-    client.batch_execute(&sql).await?;
+    client.batch_execute(&sql).await.map_err(|e| crate::Error::from_pg(e, ""))?;
     Ok((client, rx))
 }
 
