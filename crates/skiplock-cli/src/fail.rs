@@ -59,6 +59,8 @@ fn describe(cause: &(dyn StdError + 'static)) -> (String, bool) {
             }
             skiplock::Error::Transient(source) => format!("database unavailable: {}", pg_text(source)),
             skiplock::Error::Database(source) => format!("database: {}", pg_text(source)),
+            // Its reason already says what the driver's error would.
+            tls @ skiplock::Error::Tls { .. } => tls.to_string(),
             other => return (other.to_string(), false),
         };
         return (text, true);

@@ -450,10 +450,26 @@ impl TlsConnector {
         self.mode
     }
 
-    /// Opens one connection with `pg` and this connector, and drives it on
-    /// a spawned task; connection errors are explained as [`Error::Tls`]
-    /// where TLS is the cause.
-    pub(crate) async fn connect(&self, pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
+    /// Opens one connection with `pg` (its `ssl_mode` as
+    /// [`TlsConfig::from_url`] set it) and this connector, and drives it on
+    /// a spawned task until the client is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] naming the cause when TLS is why it failed, else as
+    /// a pooled connection's ([`Error::Transient`], [`Error::Database`]).
+    ///
+    /// # Example: a connection with session settings of your own
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut pg, tls) = skiplock::TlsConfig::from_url("postgres://app@db/app?sslmode=require")?;
+    /// pg.application_name("my-report").options("-c statement_timeout=5s");
+    /// let client = tls.connector()?.connect(&pg).await?;
+    /// client.batch_execute("SELECT 1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(&self, pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
         let (client, connection) = pg.connect(self.clone()).await.map_err(|e| self.explain(Error::from_pg(e, "")))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -565,6 +581,15 @@ fn chain_mentions(e: &tokio_postgres::Error, text: &str) -> bool {
     false
 }
 
+/// A name as rustls presents it (`DnsName("db")`, `IpAddress(10.0.0.1)`),
+/// bare.
+fn bare_name(presented: &str) -> &str {
+    ["DnsName(", "IpAddress("]
+        .iter()
+        .find_map(|p| presented.strip_prefix(p).and_then(|r| r.strip_suffix(')')))
+        .map_or(presented, |inner| inner.trim_matches('"'))
+}
+
 /// Why the server's certificate was refused, in words that name the cause.
 #[derive(Debug)]
 pub(crate) struct TlsRefusal(String);
@@ -618,7 +643,11 @@ impl Verifier {
                 ),
                 CertificateError::NotValidForNameContext { presented, .. } => format!(
                     "the server's certificate is for host {}, not {host} (sslmode={})",
-                    if presented.is_empty() { "(no name)".to_owned() } else { presented.join(", ") },
+                    if presented.is_empty() {
+                        "(no name)".to_owned()
+                    } else {
+                        presented.iter().map(|p| bare_name(p)).collect::<Vec<_>>().join(", ")
+                    },
                     self.mode
                 ),
                 CertificateError::NotValidForName => {
@@ -914,6 +943,13 @@ mod tests {
             split_key_value("host=h  password='a b'  sslmode=require user=u").unwrap().0,
             "host=h password='a b' user=u"
         );
+    }
+
+    #[test]
+    fn presented_names_are_shown_bare() {
+        assert_eq!(bare_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(bare_name("DnsName(\"db.example\")"), "db.example");
+        assert_eq!(bare_name("*.example"), "*.example");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod sqlx_tx;
 mod statements;
 mod supervision;
 mod support;
+mod tls;
 mod unique;
 mod vacuum;
 mod wakeups;

@@ -139,8 +139,7 @@ async fn claims_cancels_and_rescues_racing_write_one_final_state_per_job() {
     let (url, finals_r, done_r) = (t.db.url().to_owned(), finals.clone(), done.clone());
     tasks.push(tokio::spawn(async move {
         let c = Client::connect(&url).unwrap();
-        let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
+        let pg = skiplock::connect_raw(&url).await.unwrap();
         while !done_r.is_cancelled() {
             // One row per statement: the expirer takes no part in lock waits.
             pg.execute(
