@@ -371,7 +371,7 @@ impl Cluster {
                 "-S".as_ref(),
                 slot.as_ref(),
             ];
-            self.server.programs.run("pg_basebackup", &args)?;
+            beside_pg_ctl(&programs, "pg_basebackup").run("pg_basebackup", &args)?;
             // What the primary was told at run time (synchronous standbys) is not the standby's.
             let _ = fs::remove_file(data.join(RUNTIME_CONF));
             if self.opts.tls.is_some() {
@@ -455,6 +455,18 @@ impl Cluster {
     /// it needs no TLS, even on a TLS cluster.
     pub fn socket_url(&self, dbname: &str) -> String {
         self.server.socket_url(dbname)
+    }
+}
+
+/// The programs of the installation `pg_ctl` comes from, for `program`, which the bin
+/// directory may lack: a directory on `PATH` may hold links to `initdb` and `pg_ctl` only.
+fn beside_pg_ctl(programs: &Programs, program: &str) -> Programs {
+    if programs.bin.join(program).exists() {
+        return programs.clone();
+    }
+    match fs::canonicalize(programs.bin.join("pg_ctl")).ok().and_then(|p| p.parent().map(Path::to_owned)) {
+        Some(dir) if dir.join(program).exists() => programs.with_bin(dir),
+        _ => programs.clone(),
     }
 }
 

@@ -183,7 +183,13 @@ impl ClientBuilder {
         // Notice a peer that vanished without closing (a dead host, a dropped
         // route) in about a minute instead of the kernel's two hours.
         cfg.keepalives(true).keepalives_idle(Duration::from_secs(30)).keepalives_interval(Duration::from_secs(10));
-        cfg.connect_timeout(self.pool_timeout);
+        // Each host of a multi-host URL gets its share of the pool's wait, so
+        // that a primary that vanished (no answer to the connect) leaves time
+        // to reach the next host; a connect_timeout in the URL wins.
+        if cfg.get_connect_timeout().is_none() {
+            let hosts = u32::try_from(cfg.get_hosts().len().max(cfg.get_hostaddrs().len()).max(1)).unwrap_or(u32::MAX);
+            cfg.connect_timeout(self.pool_timeout / hosts);
+        }
         Ok((cfg, connector))
     }
 
@@ -361,6 +367,18 @@ pub fn redact_credentials(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_credentials;
+
+    #[test]
+    fn each_host_gets_its_share_of_the_pool_timeout_unless_the_url_says() {
+        use std::time::Duration;
+        let timeout = |url: &str| {
+            let b = super::Client::builder(url).pool_timeout(Duration::from_secs(30));
+            b.pg_settings().unwrap().0.get_connect_timeout().copied()
+        };
+        assert_eq!(timeout("postgres://a/db"), Some(Duration::from_secs(30)));
+        assert_eq!(timeout("postgres://a,b,c/db?target_session_attrs=read-write"), Some(Duration::from_secs(10)));
+        assert_eq!(timeout("host=a,b connect_timeout=3"), Some(Duration::from_secs(3)));
+    }
 
     #[test]
     fn credentials_are_masked() {
