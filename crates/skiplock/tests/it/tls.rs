@@ -8,8 +8,6 @@ use std::time::Duration;
 use skiplock::{Client, Error, Event, SslMode, WakeSource, Worker};
 use skiplock_testdb::{Cluster, ClusterOptions, ClusterTls};
 
-use crate::support::{wait_finished, wait_for};
-
 /// A private TLS cluster made with `tls`, started off the async threads.
 async fn tls_cluster(tls: ClusterTls) -> Cluster {
     let opts = ClusterOptions { tls: Some(tls), ..Default::default() };
@@ -173,9 +171,19 @@ async fn a_worker_drains_over_tls_with_its_listen_connection_over_tls_and_loses_
         .unwrap();
     let mut events = worker.subscribe();
     let handle = worker.start();
-    wait_for(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    // The first half's outcomes, and the LISTEN connection (which may come up after some of
+    // them, on a loaded machine).
+    let (mut done, mut listening) = (Vec::new(), false);
+    while done.len() < JOBS / 2 || !listening {
+        let what = format!("the first half ({} of {} finished, listening: {listening})", done.len(), JOBS / 2);
+        match next(&mut events, &what).await {
+            Event::ListenerConnected => listening = true,
+            Event::Finished { id, state } if state.is_final() => done.push((id, state)),
+            _ => {}
+        }
+    }
     let check = skiplock::connect_raw(&cluster.url("postgres")).await.unwrap();
-    let listening: i64 = check
+    let listeners: i64 = check
         .query_one(
             "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
              WHERE a.query ILIKE 'LISTEN%' AND s.ssl",
@@ -184,13 +192,17 @@ async fn a_worker_drains_over_tls_with_its_listen_connection_over_tls_and_loses_
         .await
         .unwrap()
         .get(0);
-    assert_eq!(listening, 1, "the LISTEN connection is encrypted");
-    let mut done = wait_finished(&mut events, JOBS / 2).await;
+    assert_eq!(listeners, 1, "the LISTEN connection is encrypted");
     // The second half wakes the idle worker through the encrypted LISTEN connection.
     let more = enqueue(&client, JOBS / 2).await;
     let mut notified = false;
     while done.len() < JOBS {
-        match wait_for(&mut events, |e| matches!(e, Event::Woken { .. } | Event::Finished { .. })).await {
+        match next(
+            &mut events,
+            &format!("the second half ({} of {JOBS} finished, woken by NOTIFY: {notified})", done.len()),
+        )
+        .await
+        {
             Event::Woken { source, .. } => notified |= source == WakeSource::Notify,
             Event::Finished { id, state } if state.is_final() => done.push((id, state)),
             _ => {}
@@ -215,6 +227,15 @@ async fn a_worker_drains_over_tls_with_its_listen_connection_over_tls_and_loses_
         .await
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (0, JOBS as i64, 0));
+}
+
+/// The worker's next event, waiting at most a minute; `what` says what was awaited.
+async fn next(events: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> Event {
+    match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => panic!("{what}: the event stream failed: {e}"),
+        Err(_) => panic!("{what}: no event within 60 s"),
+    }
 }
 
 async fn enqueue(client: &Client, n: usize) -> Vec<i64> {
