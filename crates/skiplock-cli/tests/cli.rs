@@ -430,6 +430,38 @@ async fn missing_or_unreachable_database_is_one_line() {
     assert!(line.starts_with("error: invalid database_url") && !line.contains("s3cret"), "{line}");
 }
 
+/// Every command connects through the library, so with the library's TLS: `verify-full`
+/// works, and a wrong CA or `sslmode=disable` against a TLS-only server is one line naming
+/// the cause and the server.
+#[tokio::test]
+async fn over_tls_commands_work_and_tls_errors_are_one_line_naming_the_cause() {
+    let opts = skiplock_testdb::ClusterOptions { tls: Some(Default::default()), ..Default::default() };
+    let cluster = tokio::task::spawn_blocking(move || skiplock_testdb::Cluster::start(opts)).await.unwrap().unwrap();
+    let url = cluster.url("postgres");
+    run_with(Some(&url), &os(&["migrate"]), None).await.ok();
+    let stats = run_with(Some(&url), &os(&["--json", "stats"]), None).await.json();
+    assert!(stats.is_object(), "{stats}");
+
+    let wrong = cluster.socket_dir().join("unrelated-ca.crt");
+    skiplock_testdb::write_unrelated_ca(&wrong).unwrap();
+    let place = format!("127.0.0.1:{}/postgres", cluster.port());
+    let bad_ca = format!("postgres://ada:s3cret-pw@{place}?sslmode=verify-full&sslrootcert={}", wrong.display());
+    let r = run_with(Some(&bad_ca), &os(&["jobs", "list"]), None).await;
+    assert_eq!(
+        r.error_line(),
+        format!(
+            "error: cannot use the database at {place}: TLS: the server's certificate is not signed by a CA in \
+             sslrootcert ({}) (sslmode=verify-full, host 127.0.0.1)",
+            wrong.display()
+        )
+    );
+    let plain = format!("postgres://ada:s3cret-pw@{place}?sslmode=disable");
+    let r = run_with(Some(&plain), &os(&["stats"]), None).await;
+    let line = r.error_line();
+    assert!(line.contains("set sslmode=require or stronger") && line.contains(&place), "{line}");
+    assert!(!line.contains("s3cret"), "{line}");
+}
+
 #[tokio::test]
 async fn a_database_url_that_is_not_utf8_is_named_and_never_shown() {
     let url = OsString::from_vec(b"postgres://ada:p\xe9ss-s3cret@127.0.0.1:1/app".to_vec());

@@ -38,7 +38,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                 (c, tls)
             }
             Err(e) => {
-                tracing::error!(error = %e, "the LISTEN url does not parse; polling only");
+                tracing::error!(error = %e, "the LISTEN url, or a TLS file it names, is wrong; polling only");
                 return;
             }
         },
