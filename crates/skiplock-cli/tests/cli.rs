@@ -462,6 +462,45 @@ async fn over_tls_commands_work_and_tls_errors_are_one_line_naming_the_cause() {
     assert!(!line.contains("s3cret"), "{line}");
 }
 
+/// libpq's default root file, `~/.postgresql/root.crt`: found by `verify-full` without
+/// `sslrootcert`, and checked under `require` when it exists (there, a CA that did not sign
+/// the server's certificate refuses the connection, naming the file).
+#[tokio::test]
+async fn the_default_root_file_under_home_is_used_as_libpq_uses_it() {
+    let opts = skiplock_testdb::ClusterOptions { tls: Some(Default::default()), ..Default::default() };
+    let cluster = tokio::task::spawn_blocking(move || skiplock_testdb::Cluster::start(opts)).await.unwrap().unwrap();
+    let home = cluster.socket_dir().join("home");
+    std::fs::create_dir_all(home.join(".postgresql")).unwrap();
+    let root = home.join(".postgresql/root.crt");
+    let run = |query: &'static str| {
+        let mut cmd = command(None, &os(&["--json", "stats"]));
+        cmd.env("HOME", &home)
+            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{}/postgres?{query}", cluster.port()));
+        async move {
+            let out = cmd.stdin(Stdio::null()).output().await.unwrap();
+            Run {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+    };
+    run_with(Some(&cluster.url("postgres")), &os(&["migrate"]), None).await.ok();
+    // No root file: verify-full refuses to start, naming the default path.
+    let line = run("sslmode=verify-full").await.error_line().to_owned();
+    assert!(line.contains(&format!("root certificate file \"{}\" does not exist", root.display())), "{line}");
+    // The cluster's CA there: verify-full connects.
+    std::fs::copy(cluster.ca_cert().unwrap(), &root).unwrap();
+    run("sslmode=verify-full").await.json();
+    // Another CA there: require checks the chain, as libpq does when the file exists.
+    skiplock_testdb::write_unrelated_ca(&root).unwrap();
+    let line = run("sslmode=require").await.error_line().to_owned();
+    assert!(line.contains(&format!("not signed by a CA in sslrootcert ({})", root.display())), "{line}");
+    // And prefer too; only disable is left alone by it (and refused by the server).
+    let line = run("").await.error_line().to_owned();
+    assert!(line.contains("not signed by a CA"), "{line}");
+}
+
 #[tokio::test]
 async fn a_database_url_that_is_not_utf8_is_named_and_never_shown() {
     let url = OsString::from_vec(b"postgres://ada:p\xe9ss-s3cret@127.0.0.1:1/app".to_vec());
