@@ -16,6 +16,7 @@ mod admin;
 mod builder;
 pub(crate) mod enqueue;
 mod facade;
+pub mod health;
 mod lifecycle;
 #[cfg(feature = "sqlx")]
 mod sqlx;

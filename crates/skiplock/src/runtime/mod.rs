@@ -37,7 +37,7 @@ mod queue;
 mod registry;
 mod running;
 mod shared;
-mod wakeups;
+pub(crate) mod wakeups;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
