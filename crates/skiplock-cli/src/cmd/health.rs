@@ -90,7 +90,7 @@ pub fn text(h: &Health, place: &str) -> String {
             match &h.oldest_xmin {
                 None => "nothing holds it back".to_owned(),
                 Some(x) => format!(
-                    "{} {}{}, {} transactions old",
+                    "{} {}{}, xid age {}",
                     x.kind,
                     x.who,
                     x.age_secs.map(|s| format!(" for {}", output::seconds(s))).unwrap_or_default(),
