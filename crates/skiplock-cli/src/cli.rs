@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{bench, dashboard, demo, enqueue, exec_guard, jobs, migrate, queues, stats, work};
+use crate::cmd::{bench, dashboard, demo, enqueue, exec_guard, health, jobs, migrate, queues, stats, work};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -16,6 +16,7 @@ Examples:
   skiplock jobs list --state retryable
   skiplock jobs show 42
   skiplock stats
+  skiplock health                     # exit 3 when something needs action
   skiplock queues pause mail
   skiplock dashboard                  # the web dashboard on http://127.0.0.1:8080/
   skiplock work --queue mail --exec ./send.sh  # runs the script per job, args on stdin";
@@ -76,6 +77,8 @@ pub enum Command {
     /// List queues, pause and resume them
     #[command(subcommand)]
     Queues(queues::Command),
+    /// What needs an operator's action: vacuum, xmin holders, NOTIFY, leader, stuck jobs, archive
+    Health(health::Args),
     /// Serve the web dashboard: overview, jobs, queues, periodic jobs, workers
     Dashboard(dashboard::Args),
     /// Run a self-contained demo: a private PostgreSQL, thousands of jobs, a worker

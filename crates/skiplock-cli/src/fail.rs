@@ -8,6 +8,24 @@ use std::process::ExitCode;
 const EXIT_ERROR: u8 = 1;
 /// Exit status after ctrl-c or SIGTERM: 128 + SIGINT, as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status of `skiplock health` when a finding needs action (1: it could
+/// not check; 2 is clap's, for bad usage).
+pub const EXIT_NEEDS_ACTION: u8 = 3;
+
+/// `skiplock health` found this many things that need action (printed).
+#[derive(Debug)]
+pub struct NeedsAction(pub usize);
+
+impl fmt::Display for NeedsAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 finding needs action"),
+            n => write!(f, "{n} findings need action"),
+        }
+    }
+}
+
+impl StdError for NeedsAction {}
 
 /// The run was stopped by ctrl-c or SIGTERM (after cleaning up).
 #[derive(Debug)]
@@ -26,6 +44,8 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     eprintln!("error: {}", one_line(e));
     if e.downcast_ref::<Interrupted>().is_some() {
         ExitCode::from(EXIT_INTERRUPTED)
+    } else if e.downcast_ref::<NeedsAction>().is_some() {
+        ExitCode::from(EXIT_NEEDS_ACTION)
     } else {
         ExitCode::from(EXIT_ERROR)
     }

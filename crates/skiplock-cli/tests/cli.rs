@@ -430,6 +430,77 @@ async fn missing_or_unreachable_database_is_one_line() {
     assert!(line.starts_with("error: invalid database_url") && !line.contains("s3cret"), "{line}");
 }
 
+/// Every command connects through the library, so with the library's TLS: `verify-full`
+/// works, and a wrong CA or `sslmode=disable` against a TLS-only server is one line naming
+/// the cause and the server.
+#[tokio::test]
+async fn over_tls_commands_work_and_tls_errors_are_one_line_naming_the_cause() {
+    let opts = skiplock_testdb::ClusterOptions { tls: Some(Default::default()), ..Default::default() };
+    let cluster = tokio::task::spawn_blocking(move || skiplock_testdb::Cluster::start(opts)).await.unwrap().unwrap();
+    let url = cluster.url("postgres");
+    run_with(Some(&url), &os(&["migrate"]), None).await.ok();
+    let stats = run_with(Some(&url), &os(&["--json", "stats"]), None).await.json();
+    assert!(stats.is_object(), "{stats}");
+
+    let wrong = cluster.socket_dir().join("unrelated-ca.crt");
+    skiplock_testdb::write_unrelated_ca(&wrong).unwrap();
+    let place = format!("127.0.0.1:{}/postgres", cluster.port());
+    let bad_ca = format!("postgres://ada:s3cret-pw@{place}?sslmode=verify-full&sslrootcert={}", wrong.display());
+    let r = run_with(Some(&bad_ca), &os(&["jobs", "list"]), None).await;
+    assert_eq!(
+        r.error_line(),
+        format!(
+            "error: {place}: TLS: the server's certificate is not signed by a CA in \
+             sslrootcert ({}) (sslmode=verify-full, host 127.0.0.1)",
+            wrong.display()
+        )
+    );
+    let plain = format!("postgres://ada:s3cret-pw@{place}?sslmode=disable");
+    let r = run_with(Some(&plain), &os(&["stats"]), None).await;
+    let line = r.error_line();
+    assert!(line.contains("set sslmode=require or stronger") && line.contains(&place), "{line}");
+    assert!(!line.contains("s3cret"), "{line}");
+}
+
+/// libpq's default root file, `~/.postgresql/root.crt`: found by `verify-full` without
+/// `sslrootcert`, and checked under `require` when it exists (there, a CA that did not sign
+/// the server's certificate refuses the connection, naming the file).
+#[tokio::test]
+async fn the_default_root_file_under_home_is_used_as_libpq_uses_it() {
+    let opts = skiplock_testdb::ClusterOptions { tls: Some(Default::default()), ..Default::default() };
+    let cluster = tokio::task::spawn_blocking(move || skiplock_testdb::Cluster::start(opts)).await.unwrap().unwrap();
+    let home = cluster.socket_dir().join("home");
+    std::fs::create_dir_all(home.join(".postgresql")).unwrap();
+    let root = home.join(".postgresql/root.crt");
+    let run = |query: &'static str| {
+        let mut cmd = command(None, &os(&["--json", "stats"]));
+        cmd.env("HOME", &home)
+            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{}/postgres?{query}", cluster.port()));
+        async move {
+            let out = cmd.stdin(Stdio::null()).output().await.unwrap();
+            Run {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+    };
+    run_with(Some(&cluster.url("postgres")), &os(&["migrate"]), None).await.ok();
+    // No root file: verify-full refuses to start, naming the default path.
+    let line = run("sslmode=verify-full").await.error_line().to_owned();
+    assert!(line.contains(&format!("root certificate file \"{}\" does not exist", root.display())), "{line}");
+    // The cluster's CA there: verify-full connects.
+    std::fs::copy(cluster.ca_cert().unwrap(), &root).unwrap();
+    run("sslmode=verify-full").await.json();
+    // Another CA there: require checks the chain, as libpq does when the file exists.
+    skiplock_testdb::write_unrelated_ca(&root).unwrap();
+    let line = run("sslmode=require").await.error_line().to_owned();
+    assert!(line.contains(&format!("not signed by a CA in sslrootcert ({})", root.display())), "{line}");
+    // And prefer too; only disable is left alone by it (and refused by the server).
+    let line = run("").await.error_line().to_owned();
+    assert!(line.contains("not signed by a CA"), "{line}");
+}
+
 #[tokio::test]
 async fn a_database_url_that_is_not_utf8_is_named_and_never_shown() {
     let url = OsString::from_vec(b"postgres://ada:p\xe9ss-s3cret@127.0.0.1:1/app".to_vec());
@@ -582,4 +653,30 @@ async fn the_dashboard_refuses_a_network_address_without_authentication() {
     assert!(run.error_line().contains("USER:PASS"), "{}", run.stderr);
     let run = run_with(url, &os(&["dashboard", "--listen", "127.0.0.1:0", "--allow", "retry,drop"]), None).await;
     assert!(run.error_line().contains("\"drop\" is not an action"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn health_says_what_needs_action_and_exits_3_then() {
+    let db = fresh().await;
+    // No worker runs: nobody leads the maintenance.
+    let r = sk(&db, &["health"]).await;
+    assert_eq!(r.code, Some(3), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("health of "), "{}", r.stdout);
+    assert!(r.stdout.contains("\nWARN leader: no process leads the maintenance"), "{}", r.stdout);
+    assert!(r.stdout.contains("what to do: start a worker"), "{}", r.stdout);
+    let line = r.stderr.trim();
+    assert!(line.starts_with("error: ") && line.ends_with("need action") && !line.contains('\n'), "{line}");
+    // The same as JSON, every figure present.
+    let r = sk(&db, &["health", "--json"]).await;
+    assert_eq!(r.code, Some(3));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    for key in ["hot_table", "oldest_xmin", "notify_queue_usage", "leader", "stuck_running", "archive_partitions"] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert!(v["findings"].as_array().unwrap().iter().any(|f| f["check"] == "leader" && f["level"] == "warn"));
+    // Bad limits: one line naming the flag.
+    let r = sk(&db, &["health", "--notify-usage", "2"]).await;
+    assert!(r.error_line().contains("--notify-usage"), "{}", r.stderr);
+    let r = sk(&db, &["health", "--xmin-age", "soon"]).await;
+    assert!(r.error_line().contains("--xmin-age"), "{}", r.stderr);
 }

@@ -13,15 +13,14 @@ use crate::audit::record_kill;
 use crate::fleet::Fleet;
 use crate::proxy::Proxy;
 
-/// A connection to `url`, its driver running in the background.
+/// A connection to `url` with the URL's TLS settings
+/// ([`skiplock::connect_raw`]), its driver running in the background.
 ///
 /// # Errors
 ///
 /// When it cannot connect.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, skiplock::Error> {
+    skiplock::connect_raw(url).await
 }
 
 /// A random pause in `range`.

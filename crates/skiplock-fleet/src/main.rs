@@ -209,12 +209,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let log = match args.handler {
         Handler::Noop => None,
         Handler::Log | Handler::Block | Handler::Sleep(_) => {
-            let cfg = deadpool_postgres::Config {
-                url: Some(args.log_url.clone().unwrap_or_else(|| args.database_url.clone())),
-                pool: Some(deadpool_postgres::PoolConfig::new(args.concurrency.clamp(1, LOG_POOL_MAX))),
-                ..Default::default()
-            };
-            Some(cfg.create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)?)
+            // With the URL's TLS settings, as the library's own connections.
+            let url = args.log_url.clone().unwrap_or_else(|| args.database_url.clone());
+            let (pg, tls) = skiplock::TlsConfig::from_url(&url)?;
+            let manager = deadpool_postgres::Manager::new(pg, tls.connector()?);
+            let size = args.concurrency.clamp(1, LOG_POOL_MAX);
+            Some(deadpool_postgres::Pool::builder(manager).max_size(size).build()?)
         }
     };
     let runner = Arc::new(Runner { handler: args.handler, log });

@@ -194,8 +194,7 @@ async fn a_leader_cut_off_mid_pass_is_replaced_within_a_few_leases() {
 async fn a_pass_stuck_where_no_server_timeout_reaches_is_ended_by_the_next_election() {
     let db = fresh().await;
     let lease = Duration::from_secs(1);
-    let old =
-        Maintenance::builder(Client::connect(db.url()).unwrap()).id("old").leader_lease(lease).build().unwrap();
+    let old = Maintenance::builder(Client::connect(db.url()).unwrap()).id("old").leader_lease(lease).build().unwrap();
     assert!(old.elect().await.unwrap());
     let mut stuck = connect(db.url()).await.unwrap();
     let tx = stuck.transaction().await.unwrap();
@@ -212,8 +211,7 @@ async fn a_pass_stuck_where_no_server_timeout_reaches_is_ended_by_the_next_elect
     let sink = tx.copy_in::<_, &'static [u8]>("COPY sink FROM STDIN").await.unwrap();
     let pg = connect(db.url()).await.unwrap();
     let started = Instant::now();
-    let next =
-        Maintenance::builder(Client::connect(db.url()).unwrap()).id("next").leader_lease(lease).build().unwrap();
+    let next = Maintenance::builder(Client::connect(db.url()).unwrap()).id("next").leader_lease(lease).build().unwrap();
     let took = poll("the next process to take over", Duration::from_millis(50), Duration::from_secs(60), || {
         let m = next.clone();
         async move { m.elect().await.ok().filter(|won| *won).map(|_| Instant::now()) }
@@ -223,11 +221,8 @@ async fn a_pass_stuck_where_no_server_timeout_reaches_is_ended_by_the_next_elect
     // Its lease ran out (1), the election waited 3 more, then ended it.
     assert!(waited >= lease * 3, "it waited for longer than any pass may last, not {waited:?}");
     assert!(waited < lease * 8, "took over {waited:?} after the pass got stuck (lease {lease:?})");
-    let alive: i64 = pg
-        .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&stuck_pid])
-        .await
-        .unwrap()
-        .get(0);
+    let alive: i64 =
+        pg.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&stuck_pid]).await.unwrap().get(0);
     assert_eq!(alive, 0, "the stuck session was ended");
     assert!(next.periodic_once().await.is_ok());
     drop(sink);

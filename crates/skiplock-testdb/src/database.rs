@@ -25,6 +25,8 @@ const TEMPLATE_KEY_CHARS: usize = 44;
 pub struct TestDatabase {
     name: String,
     url: String,
+    /// Where [`TestDatabase::connect`] connects: the URL, or the unix socket of a TLS cluster.
+    local_url: String,
     /// Where to connect to drop the database: the server's maintenance URL.
     admin_url: String,
     /// The shared cluster, unless an external server is used.
@@ -32,7 +34,8 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// The URL of this database, for a pool or a client.
+    /// The URL of this database, for a pool or a client. On the shared TLS cluster
+    /// (`SKIPLOCK_TEST_TLS=1`) a `verify-full` URL naming the cluster's CA.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -43,13 +46,13 @@ impl TestDatabase {
     }
 
     /// A new connection to this database, its connection task spawned on the current Tokio
-    /// runtime.
+    /// runtime. Without TLS: over the shared TLS cluster's unix socket, over TCP otherwise.
     ///
     /// # Errors
     ///
     /// [`Error::Postgres`] if the server cannot be reached.
     pub async fn connect(&self) -> Result<Client, Error> {
-        connect(&self.url, &self.name).await
+        connect(&self.local_url, &self.name).await
     }
 
     /// The port of the shared cluster this database lives on; `None` on an external server.
@@ -151,8 +154,8 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<(), InitError>>,
 {
-    let (admin_url, server) = match external_url() {
-        Some(url) => (url, None),
+    let (admin_url, local_admin_url, server) = match external_url() {
+        Some(url) => (url.clone(), url, None),
         None => {
             // Starting the cluster runs programs and waits on a file lock: blocking work.
             let server = match tokio::task::spawn_blocking(shared_server).await {
@@ -160,18 +163,26 @@ where
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => return Err(Error::io("start the shared cluster in", "/tmp")(std::io::Error::other(e))),
             };
-            (server.url("postgres"), Some(server))
+            // A TLS cluster's set-up connections go through the socket, without TLS.
+            let local = if server.tls_host.is_some() { server.socket_url("postgres") } else { server.url("postgres") };
+            (server.url("postgres"), local, Some(server))
         }
     };
     let template = template_name(template_key);
-    let admin = connect(&admin_url, "the maintenance database").await?;
+    let admin = connect(&local_admin_url, "the maintenance database").await?;
     ensure_template(&admin, &admin_url, &template, init).await?;
 
     let name = random_name();
     // Identifiers cannot be bound as parameters; both names are generated here, never input.
     let sql = format!("CREATE DATABASE {} TEMPLATE {}", quote(&name), quote(&template));
     admin.batch_execute(&sql).await.map_err(Error::pg(format!("create database {name} from {template}")))?;
-    Ok(TestDatabase { url: with_dbname(&admin_url, &name), name, admin_url, server })
+    Ok(TestDatabase {
+        url: with_dbname(&admin_url, &name),
+        local_url: with_dbname(&local_admin_url, &name),
+        name,
+        admin_url: local_admin_url,
+        server,
+    })
 }
 
 /// Makes sure `template` exists, building it with `init` unless another session has.

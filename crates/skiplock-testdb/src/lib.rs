@@ -8,6 +8,10 @@
 //!   named by `SKIPLOCK_TEST_DATABASE_URL` or `DATABASE_URL`.
 //! - [`Cluster`] and [`ClusterOptions`]: a private server to stop, crash and restart (fault
 //!   tests), or to tune (benchmarks, the demo).
+//! - [`ClusterTls`]: a cluster with `ssl = on`, a CA and certificates made for it, and TLS-only
+//!   TCP (`hostssl`); `SKIPLOCK_TEST_TLS=1` ([`TEST_TLS_ENV`]) makes the shared cluster one, so
+//!   any test runs over TLS.
+//! - [`Cluster::start_standby`], [`Cluster::promote`]: a streaming standby to fail over to.
 //! - [`PgBouncer`]: a pgbouncer in transaction pooling mode in front of a test server.
 //! - [`find_bin_dir`]: where the server programs are (`PG_BIN` overrides).
 //! - [`Error`]: everything that can go wrong, with the server's log when it would not start.
@@ -47,9 +51,13 @@ mod error;
 mod pgbouncer;
 mod process;
 mod registry;
+mod tls;
 
 pub use bin_dir::find_bin_dir;
-pub use cluster::{Cluster, ClusterOptions, MAX_CONNECTIONS_DEFAULT, SHARED_BUFFERS_DEFAULT, url_or_private};
+pub use cluster::{
+    Cluster, ClusterOptions, MAX_CONNECTIONS_DEFAULT, SHARED_BUFFERS_DEFAULT, TEST_TLS_ENV, url_or_private,
+};
 pub use database::{TestDatabase, fresh_database};
 pub use error::{Error, InitError};
 pub use pgbouncer::PgBouncer;
+pub use tls::{ClusterTls, SERVER_NAMES_DEFAULT, write_unrelated_ca};

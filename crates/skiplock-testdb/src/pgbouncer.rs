@@ -36,7 +36,7 @@ impl PgBouncer {
     /// [`Error::PgBouncerNotFound`] without the program (`apt-get install pgbouncer`),
     /// [`Error::Command`] with its log if it does not come up, [`Error::Io`] for the files.
     pub fn start(database_url: &str) -> Result<PgBouncer, Error> {
-        let (host, server_port, user) = parts(database_url)?;
+        let (host, server_port, user, tls) = parts(database_url)?;
         let bin = PGBOUNCER_DIRS.into_iter().map(Path::new).find(|d| d.join("pgbouncer").exists());
         let programs = Programs::new(bin.ok_or(Error::PgBouncerNotFound)?.to_owned())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -59,7 +59,7 @@ impl PgBouncer {
                 "[databases]\n* = host={host} port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
                  listen_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\n\
                  pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n\
-                 ignore_startup_parameters = extra_float_digits,options\nlogfile = {log}\n",
+                 ignore_startup_parameters = extra_float_digits,options\nlogfile = {log}\n{tls}",
                 users = dir.join("users.txt").display(),
                 log = dir.join("pgbouncer.log").display(),
             ),
@@ -93,13 +93,17 @@ impl PgBouncer {
     }
 
     /// `database_url` through this pgbouncer: the same user and database, its host and port
-    /// replaced.
+    /// replaced, and its TLS options left out (pgbouncer talks TLS to a TLS server, not to its
+    /// clients).
     pub fn url(&self, database_url: &str) -> String {
         let rest = database_url.split_once("://").map_or(database_url, |(_, r)| r);
         let (auth, after) = rest.split_once('@').unwrap_or(("", rest));
         let path = after.find('/').map_or("", |i| &after[i..]);
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("ssl")).collect();
+        let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
         let auth = if auth.is_empty() { String::new() } else { format!("{auth}@") };
-        format!("postgres://{auth}127.0.0.1:{}{path}", self.port)
+        format!("postgres://{auth}127.0.0.1:{}{path}{query}", self.port)
     }
 
     /// Its log, for failure messages.
@@ -116,18 +120,26 @@ impl Drop for PgBouncer {
     }
 }
 
-/// The TCP host, port and user of `database_url`.
-fn parts(database_url: &str) -> Result<(String, u16, String), Error> {
+/// The TCP host, port and user of `database_url`, and pgbouncer's settings for its TLS
+/// options (`sslmode`, `sslrootcert`: a TLS test cluster's URL), if any.
+fn parts(database_url: &str) -> Result<(String, u16, String, String), Error> {
     let bad = |why: &str| Error::Command {
         program: "pgbouncer".into(),
         status: format!("cannot front {database_url:?}: {why}"),
         output: String::new(),
     };
-    let cfg: tokio_postgres::Config = database_url.parse().map_err(|_| bad("not a postgres:// URL"))?;
+    let (url, query) = database_url.split_once('?').unwrap_or((database_url, ""));
+    let option = |key: &str| query.split('&').find_map(|p| p.strip_prefix(key)?.strip_prefix('='));
+    let tls = match (option("sslmode"), option("sslrootcert")) {
+        (Some(mode), Some(ca)) => format!("server_tls_sslmode = {mode}\nserver_tls_ca_file = {ca}\n"),
+        (Some(mode), None) => format!("server_tls_sslmode = {mode}\n"),
+        _ => String::new(),
+    };
+    let cfg: tokio_postgres::Config = url.parse().map_err(|_| bad("not a postgres:// URL"))?;
     let host = match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         _ => return Err(bad("it names no TCP host")),
     };
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    Ok((host, port, cfg.get_user().unwrap_or("postgres").to_owned()))
+    Ok((host, port, cfg.get_user().unwrap_or("postgres").to_owned(), tls))
 }

@@ -81,6 +81,21 @@ pub enum Error {
     /// could not be installed.
     #[error("cannot install the signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+    /// A connection could not be made as `sslmode` asks, and TLS is the
+    /// cause: the server's certificate is not signed by a CA of
+    /// `sslrootcert`, or is for another host (`verify-full`), or the server
+    /// refused a connection without TLS, or offers none. `reason` names the
+    /// cause and what to change. Counted as transient: nothing was sent, and
+    /// a worker keeps trying (a fixed certificate, a failover) as it does
+    /// for a server that is down.
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What went wrong, in lower case, with the option to change.
+        reason: String,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -95,15 +110,16 @@ impl Error {
     /// True when the same call may succeed later: the database was
     /// unreachable, restarting or overloaded, or a transaction lost a race.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. })
+        matches!(self, Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. } | Error::Tls { .. })
     }
 
     /// The SQLSTATE code of a database error, if there is one.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Transient(e) | Error::Database(e) | Error::NotMigrated { source: e, .. } => {
-                e.code().map(|c| c.code())
-            }
+            Error::Transient(e)
+            | Error::Database(e)
+            | Error::NotMigrated { source: e, .. }
+            | Error::Tls { source: Some(e), .. } => e.code().map(|c| c.code()),
             _ => None,
         }
     }
@@ -112,6 +128,10 @@ impl Error {
     pub(crate) fn from_pg(e: tokio_postgres::Error, schema: &str) -> Self {
         use tokio_postgres::error::SqlState;
         let Some(code) = e.code() else {
+            // A certificate check that failed says why, naming the cause.
+            if let Some(refusal) = crate::tls::refusal::cause(&e) {
+                return Error::Tls { reason: refusal.to_string(), source: Some(e) };
+            }
             // No SQLSTATE: the connection itself failed (closed, I/O, timeout).
             return if e.is_closed() || is_io(&e) { Error::Transient(e) } else { Error::Database(e) };
         };
@@ -140,6 +160,9 @@ impl Error {
 /// A driver error as one line: the server's code, message and detail (the
 /// driver's own Display says only "db error"), or the transport's cause.
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(refusal) = crate::tls::refusal::cause(e) {
+        return format!("TLS: {refusal}");
+    }
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {

@@ -17,6 +17,7 @@
 //! | [`Maintenance`], [`PeriodicJob`], [`Retention`] (`maintenance/`) | leader election; rescuer, scheduler, periodic jobs, archive partitions and retention |
 //! | `db/` | every SQL statement, one `.sql` file each |
 //! | [`Error`] (`error.rs`) | one error enum, classified by SQLSTATE |
+//! | [`tls`] (`tls.rs`) | libpq's `sslmode` and certificate options, rustls, [`connect_raw`] |
 //!
 //! ## Hello, world
 //!
@@ -58,9 +59,11 @@ mod redact;
 mod runtime;
 mod schema;
 mod service;
+pub mod tls;
 mod validate;
 mod worker;
 
+pub use client::health::{self, Health, HealthLimits};
 pub use client::{
     ArgsFilter, BULK_BATCH, BULK_MAX_DEFAULT, BulkAction, BulkReport, COUNT_CAP_DEFAULT, CancelResult, Client,
     ClientBuilder, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobCount, JobFilter, JobPage, JobSearch,
@@ -98,6 +101,7 @@ pub use schema::{
     MIGRATIONS, MigrateReport, Migration, SCHEMA_DEFAULT, SCHEMA_NAME_MAX, Schema, migrate, migrate_to,
     version as schema_version,
 };
+pub use tls::{SslMode, TlsConfig, TlsConnector, connect_raw};
 pub use validate::{
     ARGS_MAX_BYTES_DEFAULT, KIND_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_LIMIT, META_MAX_BYTES, PRIORITY_DEFAULT,
     PRIORITY_MAX, QUEUE_DEFAULT, QUEUE_NAME_MAX, SCHEDULE_HORIZON, TAG_MAX, TAGS_MAX, UNIQUE_KEY_MAX,

@@ -277,10 +277,14 @@ impl WorkerBuilder {
         self.cfg.lease_ms =
             i64::try_from(self.cfg.lease.as_millis()).map_err(|_| Error::invalid("lease", "is too long"))?;
         if let Listen::Url(url) = &self.cfg.listen
-            && let Err(e) = url.parse::<tokio_postgres::Config>()
+            && let Err(e) = crate::runtime::wakeups::listen_settings(url)
         {
-            let e = crate::redact::redact_credentials(&e.to_string());
-            return Err(Error::invalid("listen", format!("the URL does not parse: {e}")));
+            // The URL's or a TLS file's fault, named as `listen`'s.
+            let why = match e {
+                Error::InvalidInput { field, reason } => format!("{field} {reason}"),
+                other => other.to_string(),
+            };
+            return Err(Error::invalid("listen", format!("the URL or a TLS file it names is wrong: {why}")));
         }
         validate::text("worker_id", &self.cfg.worker_id, 255)?;
         if matches!(self.cfg.listen, Listen::Auto) && self.client.statement_mode() == StatementMode::Unnamed {
@@ -376,8 +380,8 @@ impl Worker {
     /// When the signal handlers cannot be installed.
     pub async fn run_until_signal(self) -> Result<()> {
         let handle = self.start();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(Error::Signal)?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(Error::Signal)?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

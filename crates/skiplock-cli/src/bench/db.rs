@@ -110,19 +110,13 @@ impl Db {
     }
 }
 
-/// Connects to `url` with jit off, as the library's pool does.
+/// Connects to `url` with jit off, as the library's pool does, and its TLS.
 async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let mut cfg: tokio_postgres::Config = url.parse().context("invalid --database-url")?;
+    let (mut cfg, tls) = skiplock::TlsConfig::from_url(url).context("invalid --database-url")?;
     let options = match cfg.get_options() {
         Some(o) => format!("{o} -c jit=off"),
         None => "-c jit=off".to_owned(),
     };
     cfg.options(&options).application_name(APPLICATION);
-    let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "benchmark connection closed");
-        }
-    });
-    Ok(client)
+    Ok(tls.connector()?.connect(&cfg).await?)
 }

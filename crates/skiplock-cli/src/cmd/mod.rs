@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod enqueue;
 pub mod exec_guard;
+pub mod health;
 pub mod jobs;
 pub mod migrate;
 pub mod queues;
@@ -82,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Enqueue(args) => enqueue::run(&ctx, args).await,
         Command::Jobs(cmd) => jobs::run(&ctx, cmd).await,
         Command::Stats(args) => stats::run(&ctx, args).await,
+        Command::Health(args) => health::run(&ctx, args).await,
         Command::Queues(cmd) => queues::run(&ctx, cmd).await,
         Command::Dashboard(args) => dashboard::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,

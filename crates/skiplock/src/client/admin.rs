@@ -169,7 +169,9 @@ impl Client {
     }
 
     /// Cancels jobs by id, in one statement. Waiting jobs are cancelled at
-    /// once; running ones are told to stop (see [`CancelResult`]).
+    /// once; running ones are told to stop (see [`CancelResult`]). One
+    /// result per distinct id, in the order given: an id given twice is
+    /// answered once (a job is cancelled once).
     ///
     /// # Errors
     ///
@@ -196,7 +198,12 @@ impl Client {
                 break;
             }
         }
-        Ok(ids.iter().map(|id| (*id, found.get(id).copied().unwrap_or(CancelResult::NotFound))).collect())
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .map(|id| (*id, found.get(id).copied().unwrap_or(CancelResult::NotFound)))
+            .collect())
     }
 
     /// Makes jobs available again: finished ones come back from the archive

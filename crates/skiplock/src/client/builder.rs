@@ -1,16 +1,16 @@
 //! [`ClientBuilder`]: a client's settings, and the tuning of its
 //! connections (JIT off, generic plans, keepalives, timeouts).
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::facade::{Client, Inner, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, STATEMENT_TIMEOUT_DEFAULT};
 use super::wakeups::{self, NOTIFY_INTERVAL_DEFAULT};
 use crate::db::{Db, DbConfig, StatementMode};
-use crate::error::{Error, Result};
-use crate::redact::redact_error;
+use crate::error::Result;
 use crate::schema::Schema;
+use crate::tls::{SslMode, TlsConfig, TlsConnector};
 use crate::validate;
 
 /// Settings for a [`Client`]. Build with [`Client::builder`].
@@ -25,6 +25,9 @@ pub struct ClientBuilder {
     args_max_bytes: usize,
     application_name: String,
     notify_interval: Duration,
+    ssl_mode: Option<SslMode>,
+    ssl_root_cert: Option<PathBuf>,
+    ssl_client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl ClientBuilder {
@@ -40,6 +43,9 @@ impl ClientBuilder {
             notify_interval: NOTIFY_INTERVAL_DEFAULT,
             args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
             application_name: "skiplock".to_owned(),
+            ssl_mode: None,
+            ssl_root_cert: None,
+            ssl_client_cert: None,
         }
     }
 
@@ -104,14 +110,58 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Connections open lazily, on first use.
+    /// How connections use TLS, overriding the URL's `sslmode` (default:
+    /// the URL's, else [`SslMode::Prefer`], as libpq). See [`crate::tls`]
+    /// for what each mode checks.
     ///
-    /// # Errors
+    /// # Example: only a server whose certificate names its host
     ///
-    /// [`Error::InvalidInput`] for `database_url` when it cannot be parsed.
-    pub fn build(self) -> Result<Client> {
-        let mut cfg = tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| Error::invalid("database_url", redact_error(&e.to_string(), &self.url)))?;
+    /// ```no_run
+    /// use skiplock::{Client, SslMode};
+    /// let client = Client::builder("postgres://app@db.internal/app")
+    ///     .ssl_mode(SslMode::VerifyFull)
+    ///     .ssl_root_cert("/etc/ssl/certs/db-ca.pem")
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// The CA certificates (PEM) that must have signed the server's
+    /// certificate, overriding the URL's `sslrootcert` (default
+    /// `~/.postgresql/root.crt`, if it exists). `"system"` means the
+    /// system's trusted roots, and requires [`SslMode::VerifyFull`].
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// A client certificate (PEM, with its chain) and its private key
+    /// (PEM; permissions 0600 or less), for servers that authenticate
+    /// clients by certificate (`clientcert=verify-full` or `cert` in
+    /// pg_hba.conf). Overrides the URL's `sslcert` and `sslkey`.
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.ssl_client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The connection settings and the TLS connector, from the URL and
+    /// this builder, tuned.
+    pub(super) fn pg_settings(&self) -> Result<(tokio_postgres::Config, TlsConnector)> {
+        let (mut cfg, mut tls) = TlsConfig::from_url(&self.url)?;
+        if let Some(mode) = self.ssl_mode {
+            tls.set_mode(mode);
+        }
+        if let Some(path) = &self.ssl_root_cert {
+            tls.set_root_cert(path.clone());
+        }
+        if let Some((cert, key)) = &self.ssl_client_cert {
+            tls.set_client_cert(cert.clone(), key.clone());
+        }
+        cfg.ssl_mode(tls.pg_mode());
+        let connector = tls.connector()?;
         if self.statement_mode == StatementMode::Prepared {
             // Queue statements are short; JIT compiling them costs more than
             // running them. And their generic plans are the right ones (the
@@ -133,9 +183,58 @@ impl ClientBuilder {
         // Notice a peer that vanished without closing (a dead host, a dropped
         // route) in about a minute instead of the kernel's two hours.
         cfg.keepalives(true).keepalives_idle(Duration::from_secs(30)).keepalives_interval(Duration::from_secs(10));
-        cfg.connect_timeout(self.pool_timeout);
+        // Each host of a multi-host URL gets its share of the pool's wait, so
+        // that a primary that vanished (no answer to the connect) leaves time
+        // to reach the next host; a connect_timeout in the URL wins.
+        if cfg.get_connect_timeout().is_none() {
+            let hosts = u32::try_from(cfg.get_hosts().len().max(cfg.get_hostaddrs().len()).max(1)).unwrap_or(u32::MAX);
+            cfg.connect_timeout(self.pool_timeout / hosts);
+        }
+        Ok((cfg, connector))
+    }
+
+    /// Opens one connection with exactly the settings the client's pool
+    /// would use (URL, TLS, `application_name`, session options), for
+    /// statements of your own: a tool's checks, a benchmark's bare SQL.
+    /// The connection is driven on a spawned task until the client is
+    /// dropped. [`connect_raw`](crate::connect_raw) does the same from a
+    /// URL alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientBuilder::build`], and [`Error::Tls`](crate::Error::Tls)
+    /// naming the cause when the TLS connection fails, or the database's
+    /// error.
+    ///
+    /// # Example: one connection beside the pool
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = skiplock::Client::builder("postgres://app@db/app?sslmode=verify-full")
+    ///     .application_name("my-tool");
+    /// let pg = builder.connect_single().await?;
+    /// pg.batch_execute("SELECT 1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_single(&self) -> Result<tokio_postgres::Client> {
+        let (cfg, tls) = self.pg_settings()?;
+        tls.connect(&cfg).await
+    }
+
+    /// Builds the client. Connections open lazily, on first use; the TLS
+    /// files are read now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for
+    /// `database_url` when it cannot be parsed, and naming the option
+    /// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) when a TLS setting
+    /// or file is wrong.
+    pub fn build(self) -> Result<Client> {
+        let (cfg, tls) = self.pg_settings()?;
         let db = Db::new(DbConfig {
             pg: cfg,
+            tls,
             schema: self.schema,
             pool_size: self.pool_size,
             pool_timeout: self.pool_timeout,
@@ -164,5 +263,23 @@ impl Client {
 
     fn new(db: Db, args_max_bytes: usize, notify_interval: Duration) -> Client {
         Client { inner: Arc::new(Inner { db, args_max_bytes, wakeups: wakeups::Wakeups::new(notify_interval) }) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Client;
+
+    #[test]
+    fn each_host_gets_its_share_of_the_pool_timeout_unless_the_url_says() {
+        let timeout = |url: &str| {
+            let b = Client::builder(url).pool_timeout(Duration::from_secs(30));
+            b.pg_settings().unwrap().0.get_connect_timeout().copied()
+        };
+        assert_eq!(timeout("postgres://a/db"), Some(Duration::from_secs(30)));
+        assert_eq!(timeout("postgres://a,b,c/db?target_session_attrs=read-write"), Some(Duration::from_secs(10)));
+        assert_eq!(timeout("host=a,b connect_timeout=3"), Some(Duration::from_secs(3)));
     }
 }

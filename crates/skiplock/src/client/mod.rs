@@ -18,6 +18,7 @@ mod admin;
 mod builder;
 pub(crate) mod enqueue;
 mod facade;
+pub mod health;
 mod insights;
 mod lifecycle;
 #[cfg(feature = "sqlx")]

@@ -20,11 +20,14 @@ use super::statements::{Statements, Stmt};
 use crate::error::{Error, Result};
 use crate::redact::Redactor;
 use crate::schema::Schema;
+use crate::tls::TlsConnector;
 
 /// How a [`Db`] connects: what `ClientBuilder` settled.
 pub(crate) struct DbConfig {
     /// The connection settings, tuned (keepalives, timeouts, options).
     pub pg: tokio_postgres::Config,
+    /// Every connection's TLS: the pool's, a dedicated pool's, LISTEN's.
+    pub tls: TlsConnector,
     pub schema: Schema,
     pub pool_size: usize,
     pub pool_timeout: Duration,
@@ -41,6 +44,7 @@ pub(crate) struct Db {
 struct Inner {
     pool: deadpool_postgres::Pool,
     pg: tokio_postgres::Config,
+    tls: TlsConnector,
     pool_timeout: Duration,
     schema: Schema,
     stmts: Statements,
@@ -56,7 +60,7 @@ struct Inner {
 impl Db {
     /// A handle with a pool of `cfg.pool_size` connections, opened lazily.
     pub fn new(cfg: DbConfig) -> Result<Db> {
-        let pool = pool(&cfg.pg, cfg.pool_size, cfg.pool_timeout)?;
+        let pool = pool(&cfg.pg, &cfg.tls, cfg.pool_size, cfg.pool_timeout)?;
         let password = cfg.pg.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
         Ok(Db {
             inner: Arc::new(Inner {
@@ -64,6 +68,7 @@ impl Db {
                 redactor: Redactor::new(password),
                 stmts: Statements::new(&cfg.schema),
                 pg: cfg.pg,
+                tls: cfg.tls,
                 pool_timeout: cfg.pool_timeout,
                 schema: cfg.schema,
                 mode: cfg.mode,
@@ -80,6 +85,7 @@ impl Db {
         let i = &self.inner;
         Db::new(DbConfig {
             pg: i.pg.clone(),
+            tls: i.tls.clone(),
             schema: i.schema.clone(),
             pool_size: size,
             pool_timeout: i.pool_timeout,
@@ -104,6 +110,11 @@ impl Db {
     /// The connection settings, for a connection of its own (LISTEN).
     pub fn pg_config(&self) -> &tokio_postgres::Config {
         &self.inner.pg
+    }
+
+    /// The TLS connector to open such a connection with.
+    pub fn tls(&self) -> &TlsConnector {
+        &self.inner.tls
     }
 
     /// Text as it may be stored: without this handle's password or any
@@ -158,7 +169,8 @@ impl Db {
     /// the library's own (wrap it in [`super::exec::Discardable`] if the caller
     /// may abandon it) or a COPY.
     pub async fn raw(&self) -> Result<deadpool_postgres::Client> {
-        Ok(self.inner.pool.get().await?)
+        // A connection refused for TLS reasons says which.
+        self.inner.pool.get().await.map_err(|e| self.inner.tls.explain(e.into()))
     }
 
     /// Statements on `exec`: a transaction of the library's, or a caller's.
@@ -233,10 +245,15 @@ pub(crate) fn classify(e: DbError, schema: &str) -> Error {
 }
 
 /// A pool of at most `size` connections made with `cfg`.
-fn pool(cfg: &tokio_postgres::Config, size: usize, timeout: Duration) -> Result<deadpool_postgres::Pool> {
+fn pool(
+    cfg: &tokio_postgres::Config,
+    tls: &TlsConnector,
+    size: usize,
+    timeout: Duration,
+) -> Result<deadpool_postgres::Pool> {
     let mgr = deadpool_postgres::Manager::from_config(
         cfg.clone(),
-        tokio_postgres::NoTls,
+        tls.clone(),
         deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
     );
     deadpool_postgres::Pool::builder(mgr)

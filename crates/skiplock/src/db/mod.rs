@@ -11,6 +11,7 @@ pub(crate) mod columns;
 pub(crate) mod copy;
 mod exec;
 mod handle;
+pub(crate) mod health;
 pub(crate) mod insert;
 pub(crate) mod insights;
 pub(crate) mod job;

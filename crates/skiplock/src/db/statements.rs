@@ -72,6 +72,11 @@ statements! {
     leader_clock => "leader/clock.sql" [];
     leader_get => "leader/get.sql" [];
     leader_backend => "leader/backend.sql" [];
+    health_hot_table => "health/hot_table.sql" [];
+    health_xmin => "health/xmin.sql" [];
+    health_notify => "health/notify.sql" [];
+    health_stuck => "health/stuck.sql" [INT8];
+    health_partitions => "health/partitions.sql" [];
     leader_evict => "leader/evict.sql" [INT4];
     periodic_list => "periodic/list.sql" [TEXT_ARRAY];
     periodic_reset => "periodic/reset.sql" [TEXT, TEXT, TIMESTAMPTZ];

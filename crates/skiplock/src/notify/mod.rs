@@ -17,8 +17,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::schema::Schema;
 use crate::service::sleep_or;
+use crate::tls::TlsConnector;
 
 /// Longest pause between reconnection attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -65,6 +67,7 @@ type Messages = mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tok
 /// The LISTEN connection of one process; see the module doc.
 pub(crate) struct Listener {
     config: tokio_postgres::Config,
+    tls: TlsConnector,
     insert_channel: String,
     control_channel: String,
     /// How often to check that the connection still answers.
@@ -74,10 +77,11 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// A listener for `schema`'s channels over a connection made with
-    /// `config`, checked every `ping_every`.
-    pub fn new(config: tokio_postgres::Config, schema: &Schema, ping_every: Duration) -> Self {
+    /// `config` and `tls`, checked every `ping_every`.
+    pub fn new(config: tokio_postgres::Config, tls: TlsConnector, schema: &Schema, ping_every: Duration) -> Self {
         Listener {
             config,
+            tls,
             insert_channel: schema.insert_channel(),
             control_channel: schema.control_channel(),
             ping_every: ping_every.max(Duration::from_millis(100)),
@@ -156,8 +160,9 @@ impl Listener {
 
     /// Connects and LISTENs; notifications arrive on the returned channel, which
     /// ends (with an error or closed) when the connection does.
-    async fn listen(&self) -> Result<(tokio_postgres::Client, Messages), tokio_postgres::Error> {
-        let (client, mut connection) = self.config.connect(tokio_postgres::NoTls).await?;
+    async fn listen(&self) -> Result<(tokio_postgres::Client, Messages), Error> {
+        let (client, mut connection) =
+            self.config.connect(self.tls.clone()).await.map_err(|e| self.tls.explain(Error::from_pg(e, "")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -179,7 +184,7 @@ impl Listener {
         // Channel names are the validated schema name plus a suffix: plain
         // identifiers, quoted anyway.
         let sql = format!("LISTEN \"{}\"; LISTEN \"{}\"", self.insert_channel, self.control_channel);
-        client.batch_execute(&sql).await?;
+        client.batch_execute(&sql).await.map_err(|e| Error::from_pg(e, ""))?;
         Ok((client, rx))
     }
 }

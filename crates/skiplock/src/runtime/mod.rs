@@ -40,7 +40,7 @@ mod registry;
 mod running;
 mod shared;
 pub(crate) mod stats;
-mod wakeups;
+pub(crate) mod wakeups;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};

@@ -19,15 +19,23 @@ use crate::handler::CancelReason;
 use crate::notify::{Control, Listener, Notification};
 use crate::service::supervise;
 
+/// The connection settings and TLS of a `Listen::Url`: the URL's
+/// `sslmode` and certificate files, read as a client's are.
+pub(crate) fn listen_settings(url: &str) -> crate::Result<(tokio_postgres::Config, crate::tls::TlsConnector)> {
+    let (c, t) = crate::tls::TlsConfig::from_url(url)?;
+    Ok((c, t.connector()?))
+}
+
 /// Starts the listener and the task acting on it (none if the worker does
 /// not listen).
 pub(crate) fn spawn(sh: &Arc<Shared>) -> Vec<JoinHandle<()>> {
-    let config = match &sh.cfg.listen {
+    let (config, tls) = match &sh.cfg.listen {
         Listen::Disabled => return Vec::new(),
-        Listen::Auto => sh.db.pg_config().clone(),
+        Listen::Auto => (sh.db.pg_config().clone(), sh.db.tls().clone()),
         Listen::Url(url) => {
-            // Checked by WorkerBuilder::build.
-            let Ok(mut c) = url.parse::<tokio_postgres::Config>() else { return Vec::new() };
+            // Checked by WorkerBuilder::build; its own TLS settings, read as
+            // the client's are.
+            let Ok((mut c, tls)) = listen_settings(url) else { return Vec::new() };
             // As the pool's connections: a peer that vanished is noticed in
             // about a minute, not the kernel's two hours, and a connect
             // attempt does not hang.
@@ -35,10 +43,10 @@ pub(crate) fn spawn(sh: &Arc<Shared>) -> Vec<JoinHandle<()>> {
             if c.get_connect_timeout().is_none() {
                 c.connect_timeout(Duration::from_secs(10));
             }
-            c
+            (c, tls)
         }
     };
-    let listener = Arc::new(Listener::new(config, sh.db.schema(), sh.cfg.poll_interval_max));
+    let listener = Arc::new(Listener::new(config, tls, sh.db.schema(), sh.cfg.poll_interval_max));
     // Subscribed before the listener starts: nothing it says is missed.
     let mut rx = listener.subscribe();
     let stop = sh.tokens.services.clone();

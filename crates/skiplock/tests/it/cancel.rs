@@ -39,3 +39,19 @@ async fn a_cancel_requested_while_running_wins_over_fail_snooze_and_release() {
     }
     assert_eq!(t.count("jobs", "true").await, 0, "none went back to the queue");
 }
+
+/// An id given twice is answered once: one job, one cancel, one result.
+#[tokio::test]
+async fn an_id_given_twice_is_cancelled_and_answered_once() {
+    let t = fresh().await;
+    let ids = t.seed("default", "k", 2).await;
+    let got = t.client.cancel(&[ids[0], ids[1], ids[0], 999_999_999]).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0], CancelResult::Cancelled),
+            (ids[1], CancelResult::Cancelled),
+            (999_999_999, CancelResult::NotFound)
+        ]
+    );
+}

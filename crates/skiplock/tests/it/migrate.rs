@@ -21,8 +21,7 @@ async fn concurrent_migrators_apply_each_migration_once() {
         let url = t.db.url().to_owned();
         let schema = schema.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(conn);
+            let mut c = skiplock::connect_raw(&url).await.unwrap();
             migrate(&mut c, &schema).await.unwrap().applied.len()
         }));
     }

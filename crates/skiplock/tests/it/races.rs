@@ -70,6 +70,13 @@ async fn claims_cancels_and_rescues_racing_write_one_final_state_per_job() {
     // Leases held now: a second claim of a held job is a double holder.
     let held: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
     let lease = Duration::from_secs(60);
+    // A worker that claims the first jobs and dies: only the rescuer ever
+    // takes them back (the expirer runs their leases out once the others
+    // are done), so every path writes finals however fast the rest drains:
+    // the one-attempt jobs among them (ids 0, 3, ...) are the rescuer's to
+    // discard.
+    let dead = t.client.claim("default", 20, lease, "dead").await.unwrap();
+    assert_eq!(dead.len(), 20);
     let done = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -139,8 +146,7 @@ async fn claims_cancels_and_rescues_racing_write_one_final_state_per_job() {
     let (url, finals_r, done_r) = (t.db.url().to_owned(), finals.clone(), done.clone());
     tasks.push(tokio::spawn(async move {
         let c = Client::connect(&url).unwrap();
-        let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
+        let pg = skiplock::connect_raw(&url).await.unwrap();
         while !done_r.is_cancelled() {
             // One row per statement: the expirer takes no part in lock waits.
             pg.execute(

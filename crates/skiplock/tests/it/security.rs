@@ -59,11 +59,9 @@ impl Roles {
     }
 }
 
-/// A plain connection as `url`.
+/// A plain connection as `url` (with its TLS settings, for `SKIPLOCK_TEST_TLS=1`).
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    c
+    skiplock::connect_raw(url).await.expect("connect")
 }
 
 /// SQLSTATE 42501, insufficient_privilege.

@@ -29,7 +29,8 @@ async fn listen_on(
     t: &TestDb,
     channels: &[String],
 ) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
-    let (listener, mut conn) = tokio_postgres::connect(t.db.url(), tokio_postgres::NoTls).await.unwrap();
+    let (cfg, tls) = skiplock::TlsConfig::from_url(t.db.url()).unwrap();
+    let (listener, mut conn) = cfg.connect(tls.connector().unwrap()).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));

@@ -1,0 +1,120 @@
+//! `Client::health`: each figure read from the server as it is, and a
+//! finding in words when one needs action. On a private cluster: the oldest
+//! xmin is the whole cluster's, and other tests' sessions would be in it.
+
+use std::time::Duration;
+
+use skiplock::health::Level;
+use skiplock::{Client, Health, HealthLimits, Maintenance};
+use skiplock_testdb::{Cluster, ClusterOptions};
+
+async fn private_cluster() -> Cluster {
+    tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::default())).await.unwrap().expect("a cluster")
+}
+
+fn finding<'a>(h: &'a Health, check: &str) -> Option<&'a skiplock::health::Finding> {
+    h.findings.iter().find(|f| f.check == check)
+}
+
+/// Reads health until `pred` holds (statistics reach the views a moment
+/// after the transaction that made them), at most 30 s.
+async fn health_until(client: &Client, limits: &HealthLimits, what: &str, pred: impl Fn(&Health) -> bool) -> Health {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = client.health_with(limits).await.unwrap();
+        if pred(&h) {
+            return h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 30s; last: {h:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_held_snapshot_is_named_with_what_to_do_and_the_dead_rows_it_keeps_are_blamed_on_it() {
+    let cluster = private_cluster().await;
+    let url = cluster.url("postgres");
+    let client = Client::connect(&url).unwrap();
+    client.migrate().await.unwrap();
+    let limits = HealthLimits::new().xmin_age(Duration::ZERO).dead_tuples(100);
+
+    // No worker: nobody leads, and nothing holds the horizon.
+    let h = client.health_with(&limits).await.unwrap();
+    assert!(h.leader.is_none());
+    assert!(finding(&h, "leader").is_some_and(|f| f.level == Level::Warn), "{h:#?}");
+    assert!(h.needs_action());
+    assert!(finding(&h, "oldest_xmin").is_none(), "{h:#?}");
+
+    // A session holds a snapshot, as a forgotten REPEATABLE READ
+    // transaction (or a long report) does.
+    let holder = skiplock::connect_raw(&url).await.unwrap();
+    holder
+        .batch_execute("SET application_name = 'nightly-report'; BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    holder.query_one("SELECT count(*) FROM skiplock.jobs", &[]).await.unwrap();
+    let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+
+    // Jobs finished meanwhile leave dead rows vacuum cannot remove.
+    let pg = skiplock::connect_raw(&url).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO skiplock.jobs (queue, kind, args) SELECT 'default', 'k', '{}' FROM generate_series(1, 500);
+         DELETE FROM skiplock.jobs",
+    )
+    .await
+    .unwrap();
+    pg.batch_execute("VACUUM skiplock.jobs").await.unwrap();
+    let h = health_until(&client, &limits, "the dead rows counted", |h| h.hot_table.dead_tuples >= 500).await;
+    let x = h.oldest_xmin.as_ref().expect("a holder");
+    assert_eq!((x.kind.as_str(), x.who.as_str()), ("session", pid.to_string().as_str()));
+    assert_eq!(x.application.as_deref(), Some("nightly-report"));
+    let f = finding(&h, "oldest_xmin").expect("a finding about the holder");
+    assert_eq!(f.level, Level::Warn);
+    assert!(f.message.contains(&format!("session {pid}")) && f.message.contains("nightly-report"), "{}", f.message);
+    assert!(f.message.contains("idle in transaction"), "{}", f.message);
+    assert!(f.advice.contains(&format!("pg_terminate_backend({pid})")), "{}", f.advice);
+    let dead = finding(&h, "hot_table").expect("a finding about the dead rows");
+    assert!(dead.advice.contains("holds the xmin back"), "{}", dead.advice);
+
+    // Once it ends, the finding goes, and a vacuum clears the dead rows.
+    holder.batch_execute("COMMIT").await.unwrap();
+    pg.batch_execute("VACUUM skiplock.jobs").await.unwrap();
+    let h = health_until(&client, &limits, "the holder gone and the rows vacuumed", |h| {
+        finding(h, "oldest_xmin").is_none() && h.hot_table.dead_tuples == 0
+    })
+    .await;
+    assert!(finding(&h, "hot_table").is_none(), "{h:#?}");
+    assert!(h.hot_table.last_vacuum.is_some());
+}
+
+#[tokio::test]
+async fn a_leader_its_archive_days_and_stuck_jobs_are_reported() {
+    let cluster = private_cluster().await;
+    let url = cluster.url("postgres");
+    let client = Client::connect(&url).unwrap();
+    client.migrate().await.unwrap();
+    let limits = HealthLimits::new().stuck_grace(Duration::from_secs(60));
+
+    let m = Maintenance::builder(client.clone()).id("health-leader").build().unwrap();
+    assert!(m.elect().await.unwrap());
+    m.archive_once(None).await.unwrap();
+    let h = client.health_with(&limits).await.unwrap();
+    assert_eq!(h.leader.as_ref().map(|l| l.id.as_str()), Some("health-leader"));
+    assert!(h.archive_partitions.has_today && h.archive_partitions.days_ahead >= 2, "{h:#?}");
+    assert!(finding(&h, "leader").is_none() && finding(&h, "archive_partitions").is_none(), "{h:#?}");
+
+    // A running job two minutes past its lease that nobody rescued.
+    let pg = skiplock::connect_raw(&url).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO skiplock.jobs (queue, kind, args, state, attempt, attempted_at, lease_expires_at, leased_by, lease_token)
+         VALUES ('default', 'k', '{}', 'running', 1, now() - interval '3 minutes', now() - interval '2 minutes', 'gone', 1)",
+    )
+    .await
+    .unwrap();
+    let h = client.health_with(&limits).await.unwrap();
+    assert_eq!(h.stuck_running.count, 1);
+    assert!(h.stuck_running.oldest_secs.unwrap() >= 119.0);
+    let f = finding(&h, "stuck_running").expect("a finding");
+    assert!(f.message.starts_with("1 running jobs are past their lease"), "{}", f.message);
+    assert!(h.needs_action());
+}
