@@ -231,7 +231,8 @@ async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: 
     let started = Instant::now();
     let work = worker::start(client.clone(), tally.clone(), args.dashboard)?;
     // The dashboard's own pool, so that its page views never wait behind the worker.
-    let server = if args.dashboard { Some(dashboard(&ctx.client_with(url, 8)?, args, stop, &say).await?) } else { None };
+    let server =
+        if args.dashboard { Some(dashboard(&ctx.client_with(url, 8)?, args, stop, &say).await?) } else { None };
     say(&format!("working with skiplock::Worker, {} jobs at once per queue ...", worker::CONCURRENCY));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
     let mut last = 0u64;
