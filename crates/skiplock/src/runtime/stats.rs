@@ -4,11 +4,13 @@
 //!
 //! Counted in memory as outcomes are written (two hooks: the executor says
 //! an attempt started, with its kind and queue time; the completer says how
-//! its outcome was written), and upserted every [`STATS_FLUSH_INTERVAL`]
-//! into rows of `{schema}.stats_minute` that only this worker writes (its
-//! worker id is in the key), with the minute's totals so far: no row is
-//! shared between workers, so writers never wait for each other, and a
-//! write repeated after a lost answer changes nothing. The leader merges
+//! its outcome was written), and upserted every [`STATS_FLUSH_INTERVAL`] by
+//! the [`StatsWriter`] service (spawned by `runtime::start` beside the
+//! heartbeat and the registry, on the worker's pool) into rows of
+//! `{schema}.stats_minute` that only this worker writes (its worker id is in
+//! the key), with the minute's totals so far: no row is shared between
+//! workers, so writers never wait for each other, and a write repeated after
+//! a lost answer changes nothing. The leader merges
 //! the workers' rows of minutes that ended [`STATS_MERGE_AFTER`] ago
 //! (`maintenance/stats.rs`). A minute this worker could not write within
 //! [`STATS_UNWRITTEN_KEEP`] (the database away that long) is dropped, so it
