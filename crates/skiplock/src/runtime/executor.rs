@@ -58,6 +58,7 @@ pub(crate) async fn run(
         tracing::info_span!("skiplock.job", id = job.id, kind = %job.kind, attempt = job.attempt, queue = %job.queue);
     async move {
         let lease = job.lease;
+        let _counted = q.metrics.count_running();
         let mut guard = Guard { sh: &sh, q: &q, lease, armed: true };
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
             q.metrics.latency.record(wait.as_secs_f64());
