@@ -56,6 +56,8 @@ pub(crate) async fn run(
 ) {
     let span =
         tracing::info_span!("skiplock.job", id = job.id, kind = %job.kind, attempt = job.attempt, queue = %job.queue);
+    #[cfg(feature = "opentelemetry")]
+    crate::trace::continue_in(&span, &job.meta);
     async move {
         let lease = job.lease;
         let _counted = q.metrics.count_running();

@@ -25,6 +25,8 @@ mod structure;
 mod supervision;
 mod support;
 mod tls;
+#[cfg(feature = "opentelemetry")]
+mod trace;
 mod unique;
 mod vacuum;
 mod wakeups;
