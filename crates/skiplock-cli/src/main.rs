@@ -11,6 +11,7 @@ mod cmd;
 mod fail;
 mod input;
 mod output;
+mod prometheus;
 
 use std::process::ExitCode;
 

@@ -542,3 +542,62 @@ async fn bad_flags_are_one_line_errors() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing started");
     }
 }
+
+/// `GET /metrics` of a worker started with `--metrics-listen`, parsed as
+/// Prometheus parses it; `None` until it answers.
+async fn scrape(port: u16) -> Option<prometheus_parse::Scrape> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    Some(prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format"))
+}
+
+/// The value of `name` with label `queue` = `queue` (a counter or gauge).
+fn value(s: &prometheus_parse::Scrape, name: &str, queue: &str) -> Option<f64> {
+    s.samples.iter().find(|x| x.metric == name && x.labels.get("queue") == Some(queue)).map(|x| match &x.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => *v,
+        other => panic!("{name}: not a number: {other:?}"),
+    })
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_prometheus_text_with_each_queue_s_counts_and_lag() {
+    let db = fresh().await;
+    let client = Client::connect(db.url()).unwrap();
+    let jobs: Vec<NewJob> =
+        (0..20).map(|i| NewJob::new("m", &i, EnqueueOptions::new().queue("metered")).unwrap()).collect();
+    client.enqueue_many(jobs).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut worker = work(&db, &["--queue", "metered", "--exec", "true", "--quiet", "--metrics-listen", &addr]);
+    let out = read_all(&mut worker);
+    let s = poll("all 20 completed in the metrics", || async move {
+        let s = scrape(port).await?;
+        (value(&s, "skiplock_jobs_completed_total", "metered") == Some(20.0)).then_some(s)
+    })
+    .await;
+    assert_eq!(value(&s, "skiplock_jobs_claimed_total", "metered"), Some(20.0));
+    assert_eq!(value(&s, "skiplock_jobs_running", "metered"), Some(0.0));
+    // The lag, as a histogram with buckets, by queue.
+    let lag = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "skiplock_job_start_latency_seconds" && x.labels.get("queue") == Some("metered"))
+        .expect("the lag histogram");
+    match &lag.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(buckets.len() >= 10, "{buckets:?}");
+            assert_eq!(buckets.last().unwrap().count, 20.0, "every start counted: {buckets:?}");
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    terminate(worker).await;
+    let printed = out.await.unwrap();
+    assert!(printed.contains(&format!("metrics on http://{addr}/metrics")), "{printed}");
+}

@@ -17,7 +17,16 @@
 //! | [`Maintenance`], [`PeriodicJob`], [`Retention`] (`maintenance/`) | leader election; rescuer, scheduler, periodic jobs, archive partitions and retention |
 //! | `db/` | every SQL statement, one `.sql` file each |
 //! | [`Error`] (`error.rs`) | one error enum, classified by SQLSTATE |
-//! | [`tls`] (`tls.rs`) | libpq's `sslmode` and certificate options, rustls, [`connect_raw`] |
+//! | [`tls`] (`tls/`) | libpq's `sslmode` and certificate options, rustls, [`connect_raw`] |
+//! | [`health`] (`client/health.rs`) | [`Client::health`]: what needs an operator's action |
+//! | `metrics.rs`, `trace.rs` | the metric names (any `metrics` recorder); trace context across the queue |
+//!
+//! ## Features
+//!
+//! - `sqlx`: enqueue inside a caller's `sqlx` transaction (`Client::enqueue_sqlx_tx`).
+//! - `opentelemetry`: an enqueue inside a traced span stores its W3C `traceparent` in the job's
+//!   metadata, and the worker's `skiplock.job` span of each attempt continues that trace
+//!   (through `tracing-opentelemetry`; install its layer as usual).
 //!
 //! ## Hello, world
 //!
@@ -60,6 +69,8 @@ mod runtime;
 mod schema;
 mod service;
 pub mod tls;
+#[cfg(feature = "opentelemetry")]
+mod trace;
 mod validate;
 mod worker;
 

@@ -23,6 +23,8 @@ pub(crate) const JOBS_CANCELLED: &str = "skiplock_jobs_cancelled_total";
 pub(crate) const JOBS_SNOOZED: &str = "skiplock_jobs_snoozed_total";
 /// Outcomes refused because their lease no longer held, by `queue`.
 pub(crate) const COMPLETIONS_STALE: &str = "skiplock_completions_stale_total";
+/// Jobs running in this worker now, by `queue` (gauge).
+pub(crate) const JOBS_RUNNING: &str = "skiplock_jobs_running";
 /// Seconds from a job's `run_at` to its start, by `queue` (histogram).
 pub(crate) const JOB_START_LATENCY: &str = "skiplock_job_start_latency_seconds";
 /// Seconds a handler ran, by `kind` (histogram).

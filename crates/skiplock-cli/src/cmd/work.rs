@@ -133,6 +133,10 @@ pub struct Args {
     /// stores
     #[arg(long)]
     pass_env_credentials: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187): GET /metrics, every metric
+    /// in docs/OPERATIONS.md ("Metrics"): jobs claimed and finished, running, lag, queue depth
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What every job's run needs.
@@ -202,6 +206,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     } else {
         kinds.iter().fold(builder, |b, kind| b.register_raw(kind, timeout, handler.clone()))
     };
+    if let Some(addr) = args.metrics_listen {
+        crate::prometheus::listen("--metrics-listen", addr)?;
+    }
     let worker = builder.build()?;
     // The cheapest statement there is (a primary-key look-up), to fail now
     // and in one line when the database is away or not migrated, rather than
@@ -209,8 +216,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     client.job(0).await?;
 
     let kinds = if kinds.is_empty() { "every kind".to_owned() } else { format!("kinds {}", kinds.join(", ")) };
+    let metrics = args.metrics_listen.map(|a| format!(", metrics on http://{a}/metrics")).unwrap_or_default();
     let started = format!(
-        "working queues {} with {} slots each ({kinds}), command: {}\n",
+        "working queues {} with {} slots each ({kinds}), command: {}{metrics}\n",
         queues.join(", "),
         args.concurrency,
         one_line(&exec.secrets.redact(&exec.command))

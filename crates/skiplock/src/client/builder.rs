@@ -53,7 +53,7 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] for `schema` when the name is not a plain identifier.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for `schema` when the name is not a plain identifier.
     pub fn schema(mut self, schema: &str) -> Result<Self> {
         self.schema = Schema::new(schema)?;
         Ok(self)

@@ -333,7 +333,11 @@ fn columns(jobs: Vec<NewJob>, offset: usize, total: usize, args_max: usize) -> R
         c.delay_ms.push(job.opts.delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
         c.unique_key.push(job.opts.unique_key);
         c.tags.push(job.opts.tags);
-        c.meta.push(job.opts.meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
+        #[cfg(feature = "opentelemetry")]
+        let meta = crate::trace::inject(job.opts.meta);
+        #[cfg(not(feature = "opentelemetry"))]
+        let meta = job.opts.meta;
+        c.meta.push(meta.map_or_else(|| "{}".to_owned(), |m| m.to_string()));
         c.timeout_ms.push(job.opts.timeout.map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX)));
         c.unique_args.push(job.opts.unique_args);
         c.unique_period_s.push(job.opts.unique_period.map(|p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX)));

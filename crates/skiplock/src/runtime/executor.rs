@@ -56,8 +56,11 @@ pub(crate) async fn run(
 ) {
     let span =
         tracing::info_span!("skiplock.job", id = job.id, kind = %job.kind, attempt = job.attempt, queue = %job.queue);
+    #[cfg(feature = "opentelemetry")]
+    crate::trace::continue_in(&span, &job.meta);
     async move {
         let lease = job.lease;
+        let _counted = q.metrics.count_running();
         let mut guard = Guard { sh: &sh, q: &q, lease, armed: true };
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
             q.metrics.latency.record(wait.as_secs_f64());

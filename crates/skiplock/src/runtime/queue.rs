@@ -70,9 +70,26 @@ pub(crate) struct QueueMetrics {
     pub snoozed: metrics::Counter,
     pub stale: metrics::Counter,
     pub latency: metrics::Histogram,
+    pub running: metrics::Gauge,
+}
+
+/// One job counted in its queue's running gauge until dropped (however its
+/// attempt ends: returned, panicked, dropped at shutdown).
+pub(crate) struct CountedRunning(metrics::Gauge);
+
+impl Drop for CountedRunning {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 impl QueueMetrics {
+    /// Counts one more job running until the returned value is dropped.
+    pub fn count_running(&self) -> CountedRunning {
+        self.running.increment(1.0);
+        CountedRunning(self.running.clone())
+    }
+
     fn new(queue: &str) -> Self {
         let q = || queue.to_owned();
         QueueMetrics {
@@ -84,6 +101,7 @@ impl QueueMetrics {
             snoozed: metrics::counter!(m::JOBS_SNOOZED, "queue" => q()),
             stale: metrics::counter!(m::COMPLETIONS_STALE, "queue" => q()),
             latency: metrics::histogram!(m::JOB_START_LATENCY, "queue" => q()),
+            running: metrics::gauge!(m::JOBS_RUNNING, "queue" => q()),
         }
     }
 }

@@ -26,6 +26,8 @@ mod structure;
 mod supervision;
 mod support;
 mod tls;
+#[cfg(feature = "opentelemetry")]
+mod trace;
 mod unique;
 mod vacuum;
 mod wakeups;
