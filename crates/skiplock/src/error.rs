@@ -200,7 +200,7 @@ fn is_io(e: &tokio_postgres::Error) -> bool {
 }
 
 /// A driver error outside a statement of the catalogue (reading a column,
-/// a transaction's commit): classified as [`Error::from_pg`] does, without
+/// a transaction's commit): classified as `Error::from_pg` does, without
 /// a schema to name.
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {

@@ -114,4 +114,12 @@ async fn bad_claim_arguments_are_rejected() {
     assert!(e.starts_with("invalid limit:"), "{e}");
     let e = t.client.claim("q", 1, Duration::ZERO, "w").await.unwrap_err().to_string();
     assert!(e.starts_with("invalid lease:"), "{e}");
+    // Review 15: a heartbeat with no lease at all would expire the jobs it
+    // means to keep.
+    t.seed("q", "k", 1).await;
+    let held = t.client.claim("q", 1, LEASE, "w").await.unwrap();
+    let e = t.client.heartbeat(&[held[0].lease], Duration::ZERO).await.unwrap_err().to_string();
+    assert!(e.starts_with("invalid lease:"), "{e}");
+    let row = t.client.job(held[0].id).await.unwrap().unwrap();
+    assert_eq!(row.state, skiplock::JobState::Running, "the lease was left as it was");
 }

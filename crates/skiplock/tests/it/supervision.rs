@@ -229,3 +229,55 @@ async fn an_outcome_waiting_for_the_database_keeps_its_lease() {
     let row = t.client.job(id).await.unwrap().unwrap();
     assert_eq!((row.attempt, row.errors.len()), (1, 0), "never rescued: {:?}", row.errors);
 }
+
+/// Review S5: an outcome the database refuses for what it holds (a data
+/// exception, here raised by a trigger for one job's error text) does not
+/// wedge its worker. The batch it came in is written one outcome at a time,
+/// so the other jobs' outcomes land; the refused one is given up (its lease
+/// runs out and the job is taken back later), and the worker goes on
+/// claiming and finishing new jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_the_database_refuses_for_its_content_does_not_wedge_the_worker() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    pg.batch_execute(
+        "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.errors::text LIKE '%poison%' THEN
+                 RAISE EXCEPTION 'refused: poison' USING ERRCODE = '22023';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON skiplock.jobs_archive
+             FOR EACH ROW EXECUTE FUNCTION public.refuse_poison();",
+    )
+    .await
+    .unwrap();
+    let worker = Worker::builder(t.client.clone())
+        .queue("default", 10)
+        .register_raw("k", None, |args, _ctx| async move {
+            if args.get().contains("poison") { Err(JobError::discard("poison pill")) } else { Ok(()) }
+        })
+        .register::<Quick, _, _>(|_job, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let mut jobs: Vec<skiplock::NewJob> =
+        (0..9).map(|i| skiplock::NewJob::new("k", &i, EnqueueOptions::new()).unwrap()).collect();
+    jobs.push(skiplock::NewJob::new("k", &"poison", EnqueueOptions::new()).unwrap());
+    let ids: Vec<i64> = t.client.enqueue_many(jobs).await.unwrap().into_iter().map(|e| e.id).collect();
+    let poison = ids[9];
+    let handle = worker.start();
+    let mut done = wait_finished(&mut events, 9).await;
+    done.sort_unstable();
+    let expected: Vec<(i64, JobState)> = ids[..9].iter().map(|id| (*id, JobState::Completed)).collect();
+    assert_eq!(done, expected, "every other outcome was written");
+    // New work still flows through this worker.
+    let later = t.client.enqueue(&Quick, EnqueueOptions::new()).await.unwrap().id;
+    assert!(later > poison);
+    let late = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
+    assert_eq!(late, Event::Finished { id: later, state: JobState::Completed });
+    handle.shutdown().await;
+    let row = t.client.job(poison).await.unwrap().unwrap();
+    assert!(!row.state.is_final(), "the refused outcome was not written: {:?}", row.state);
+}
