@@ -17,6 +17,12 @@ fn builder() -> Result<PrometheusBuilder> {
         .context("histogram buckets")
 }
 
+/// Installs the recorder; its handle renders the text (the dashboard's
+/// `/metrics`).
+pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    builder()?.install_recorder().context("cannot install the metrics recorder")
+}
+
 /// Installs the recorder and serves it over HTTP on `addr` (any path;
 /// `/metrics` by convention), from a task of the current runtime. `flag`
 /// names the option in errors.

@@ -573,6 +573,10 @@ async fn metrics_listen_serves_prometheus_text_with_each_queue_s_counts_and_lag(
     let jobs: Vec<NewJob> =
         (0..20).map(|i| NewJob::new("m", &i, EnqueueOptions::new().queue("metered")).unwrap()).collect();
     client.enqueue_many(jobs).await.unwrap();
+    // A queue nobody works: its depth comes from the leader's count.
+    let idle: Vec<NewJob> =
+        (0..5).map(|i| NewJob::new("m", &i, EnqueueOptions::new().queue("idle")).unwrap()).collect();
+    client.enqueue_many(idle).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut worker = work(&db, &["--queue", "metered", "--exec", "true", "--quiet", "--metrics-listen", &addr]);
@@ -597,6 +601,20 @@ async fn metrics_listen_serves_prometheus_text_with_each_queue_s_counts_and_lag(
         }
         other => panic!("not a histogram: {other:?}"),
     }
+    // The depth, as the leader (this worker) counted it: never a count per scrape.
+    poll("the idle queue's depth in the metrics", || async move {
+        let s = scrape(port).await?;
+        s.samples
+            .iter()
+            .any(|x| {
+                x.metric == "skiplock_queue_jobs"
+                    && x.labels.get("queue") == Some("idle")
+                    && x.labels.get("state") == Some("available")
+                    && matches!(x.value, prometheus_parse::Value::Gauge(v) if v == 5.0)
+            })
+            .then_some(())
+    })
+    .await;
     terminate(worker).await;
     let printed = out.await.unwrap();
     assert!(printed.contains(&format!("metrics on http://{addr}/metrics")), "{printed}");

@@ -70,6 +70,7 @@ pub struct Dashboard {
     basic: Option<(String, String)>,
     title: String,
     live_interval: Duration,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -95,7 +96,16 @@ impl Dashboard {
             basic: None,
             title: "skiplock".to_owned(),
             live_interval: LIVE_INTERVAL_DEFAULT,
+            metrics: None,
         }
+    }
+
+    /// Serves this installed recorder on `/metrics` (every metric the process
+    /// records, with the queue depth added at each scrape). Without it,
+    /// `/metrics` serves the queue depth alone, from a recorder of its own.
+    pub fn metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 
     /// What users may do (default [`Access::Full`]).
@@ -147,6 +157,8 @@ impl Dashboard {
             auth: auth::Auth::new(self.token, self.basic),
             title: self.title,
             live_interval: self.live_interval,
+            metrics: self.metrics.map_or_else(pages::metrics::Source::own, pages::metrics::Source::Installed),
+            depth_gauges: skiplock::DepthGauges::new(),
         });
         Router::new()
             .route("/", get(pages::overview::page))
@@ -178,4 +190,6 @@ pub(crate) struct App {
     pub auth: auth::Auth,
     pub title: String,
     pub live_interval: Duration,
+    pub metrics: pages::metrics::Source,
+    pub depth_gauges: skiplock::DepthGauges,
 }

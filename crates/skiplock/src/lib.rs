@@ -77,8 +77,8 @@ mod worker;
 pub use client::health::{self, Health, HealthLimits};
 pub use client::{
     ArgsFilter, BULK_BATCH, BULK_MAX_DEFAULT, BulkAction, BulkReport, COUNT_CAP_DEFAULT, CancelResult, Client,
-    ClientBuilder, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobCount, JobFilter, JobPage, JobSearch,
-    LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT,
+    ClientBuilder, DepthGauges, EnqueueOptions, Executor, FinishReport, HeartbeatReport, JobCount, JobFilter, JobPage,
+    JobSearch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, NOTIFY_INTERVAL_DEFAULT, NewJob, POOL_SIZE_DEFAULT,
     POOL_TIMEOUT_DEFAULT, PeriodicEntry, PeriodicInfo, PromoteReport, QUEUE_TIME_BUCKETS,
     QUEUE_TIME_BUCKETS_PER_DOUBLING, QueueDepth, QueueInfo, QueueStats, QueueSummary, QueueTimeHistogram, RescueReport,
     SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, STATEMENT_TIMEOUT_DEFAULT, StatsOutcome, StatsPoint, StatsResolution,

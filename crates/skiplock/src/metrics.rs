@@ -40,6 +40,15 @@ pub(crate) const HOT_TABLE_ANALYZES: &str = "skiplock_hot_table_analyzes_total";
 /// Panics of a background service (restarted), by `service`.
 pub(crate) const SERVICE_PANICS: &str = "skiplock_service_panics_total";
 
+/// Jobs by `queue` and `state`, as the leader last counted them (gauge;
+/// [`DepthGauges`](crate::DepthGauges)).
+pub(crate) const QUEUE_JOBS: &str = "skiplock_queue_jobs";
+/// Age of each `queue`'s oldest available job at the last count, seconds
+/// (gauge).
+pub(crate) const QUEUE_OLDEST_AVAILABLE: &str = "skiplock_queue_oldest_available_seconds";
+/// How old the last depth count is, seconds (gauge).
+pub(crate) const QUEUE_DEPTH_AGE: &str = "skiplock_queue_depth_age_seconds";
+
 /// The `kind` label of jobs whose kind has no handler of its own.
 pub(crate) const KIND_OTHER: &str = "other";
 

@@ -188,6 +188,16 @@ impl WorkerBuilder {
         self.cfg.keep_completed = keep;
         self
     }
+    /// Whether this worker records the queue depth the leader counts as
+    /// gauges (`skiplock_queue_jobs`, `skiplock_queue_oldest_available_seconds`,
+    /// `skiplock_queue_depth_age_seconds`; default false): a read of a few
+    /// small rows every [`STATS_DEPTH_INTERVAL`](crate::STATS_DEPTH_INTERVAL),
+    /// never a count of the jobs table. Turn it on where a `metrics`
+    /// recorder is installed; see [`DepthGauges`](crate::DepthGauges).
+    pub fn depth_metrics(mut self, on: bool) -> Self {
+        self.cfg.depth_metrics = on;
+        self
+    }
     /// Where to LISTEN for wake-ups (default [`Listen::Auto`]).
     pub fn listen(mut self, listen: Listen) -> Self {
         self.cfg.listen = listen;
@@ -337,6 +347,7 @@ impl Worker {
                 cancel_grace: CANCEL_GRACE_DEFAULT,
                 flush_deadline: FLUSH_DEADLINE_DEFAULT,
                 keep_completed: true,
+                depth_metrics: false,
                 listen: Listen::Auto,
             },
             errors: Vec::new(),

@@ -95,7 +95,7 @@ pub async fn serve(listener: tokio::net::TcpListener, dashboard: Dashboard, stop
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let url = ctx.database_url()?.context("no database: pass --database-url or set DATABASE_URL")?;
     let client = ctx.client_with(&url, POOL_SIZE)?;
-    let dashboard = build(client, &args)?;
+    let dashboard = build(client, &args)?.metrics(crate::prometheus::install()?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

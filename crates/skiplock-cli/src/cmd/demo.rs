@@ -104,6 +104,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 /// Starts the dashboard on loopback for the demo; its address.
 async fn dashboard(
     client: &skiplock::Client,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
     args: &Args,
     stop: &CancellationToken,
     say: impl Fn(&str),
@@ -117,7 +118,7 @@ async fn dashboard(
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {}", args.listen)),
     };
     let addr = format!("http://{}/", listener.local_addr()?);
-    let d = super::dashboard::build(client.clone(), &super::dashboard::Args::local(args.listen))?;
+    let d = super::dashboard::build(client.clone(), &super::dashboard::Args::local(args.listen))?.metrics(prometheus);
     let stop = stop.clone();
     tokio::spawn(async move {
         if let Err(e) = super::dashboard::serve(listener, d, stop).await {
@@ -229,10 +230,15 @@ async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: 
     let tally = Arc::new(worker::Tally::new(total));
     let queues: Vec<String> = QUEUES.iter().map(|q| (*q).to_owned()).collect();
     let started = Instant::now();
+    // The recorder first: the worker's metrics bind to the recorder installed
+    // when it starts, and the dashboard's /metrics then shows them too.
+    let prometheus = if args.dashboard { Some(crate::prometheus::install()?) } else { None };
     let work = worker::start(client.clone(), tally.clone(), args.dashboard)?;
     // The dashboard's own pool, so that its page views never wait behind the worker.
-    let server =
-        if args.dashboard { Some(dashboard(&ctx.client_with(url, 8)?, args, stop, &say).await?) } else { None };
+    let server = match prometheus {
+        Some(p) => Some(dashboard(&ctx.client_with(url, 8)?, p, args, stop, &say).await?),
+        None => None,
+    };
     say(&format!("working with skiplock::Worker, {} jobs at once per queue ...", worker::CONCURRENCY));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
     let mut last = 0u64;

@@ -208,6 +208,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     if let Some(addr) = args.metrics_listen {
         crate::prometheus::listen("--metrics-listen", addr)?;
+        builder = builder.depth_metrics(true);
     }
     let worker = builder.build()?;
     // The cheapest statement there is (a primary-key look-up), to fail now

@@ -382,3 +382,54 @@ async fn the_router_nests_under_any_path() {
     assert_eq!(done.location(), "/admin/queue/jobs");
     assert_eq!(call(&app, get("/admin/queue/assets/app.js")).await.status, StatusCode::OK);
 }
+
+/// `/metrics` is Prometheus text (the exporter's, parsed here as Prometheus
+/// parses it) with the queue depth the leader counted, by queue and state;
+/// a queue that emptied reads 0, not its last count.
+#[tokio::test]
+async fn metrics_serve_the_leader_s_depth_count_by_queue_and_state() {
+    let t = fresh().await;
+    for i in 0..3 {
+        job(&t, "send", "mail", serde_json::json!({ "i": i })).await;
+    }
+    let m = skiplock::Maintenance::builder(t.client.clone()).id("metrics-leader").build().unwrap();
+    assert!(m.elect().await.unwrap());
+    m.stats_once(None).await.unwrap().expect("the leader counted");
+    let app = Dashboard::new(t.client.clone()).router();
+    let scrape = |body: String| {
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format")
+    };
+    let value = |s: &prometheus_parse::Scrape, name: &str, queue: &str, state: Option<&str>| {
+        s.samples
+            .iter()
+            .find(|x| {
+                x.metric == name
+                    && x.labels.get("queue") == Some(queue)
+                    && state.is_none_or(|st| x.labels.get("state") == Some(st))
+            })
+            .map(|x| match x.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            })
+    };
+    let s = scrape(call(&app, get("/metrics")).await.body);
+    assert_eq!(value(&s, "skiplock_queue_jobs", "mail", Some("available")), Some(3.0), "{:?}", s.samples);
+    assert!(value(&s, "skiplock_queue_oldest_available_seconds", "mail", None).is_some_and(|v| v >= 0.0));
+    assert!(s.samples.iter().any(|x| x.metric == "skiplock_queue_depth_age_seconds"));
+    // The queue empties; the next count says 0.
+    t.client
+        .cancel(
+            &t.client
+                .jobs_list(&skiplock::JobFilter::new().queue("mail"))
+                .await
+                .unwrap()
+                .iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    m.stats_once(None).await.unwrap().expect("counted again");
+    let s = scrape(call(&app, get("/metrics")).await.body);
+    assert_eq!(value(&s, "skiplock_queue_jobs", "mail", Some("available")), Some(0.0), "{:?}", s.samples);
+}

@@ -342,6 +342,28 @@ pub struct QueueDepth {
 }
 
 impl QueueDepth {
+    /// The leader's last count, read from `db` (a few small rows).
+    pub(crate) async fn read(db: &crate::db::Db) -> Result<QueueDepth> {
+        let conn = db.conn().await?;
+        let rows = q::depth(conn.on()).await?;
+        let mut out = QueueDepth::default();
+        for r in &rows {
+            out.counted_at = r.get(4);
+            out.took = r.get::<_, Option<f64>>(5).map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+            out.db_now = r.get(6);
+            let Some(queue) = r.get::<_, Option<String>>(0) else { continue };
+            let state: String = r.get(1);
+            let state: JobState = state.parse()?;
+            out.rows.push(QueueStats {
+                queue,
+                state,
+                count: r.get(2),
+                oldest_available_secs: if state == JobState::Available { r.get(3) } else { None },
+            });
+        }
+        Ok(out)
+    }
+
     /// How old the count is, by the database's clock.
     pub fn age(&self) -> Option<Duration> {
         Some((self.db_now? - self.counted_at?).to_std().unwrap_or_default())
@@ -791,24 +813,7 @@ impl Client {
     ///
     /// Database errors only.
     pub async fn queue_depth(&self) -> Result<QueueDepth> {
-        let conn = self.db().conn().await?;
-        let rows = q::depth(conn.on()).await?;
-        let mut out = QueueDepth::default();
-        for r in &rows {
-            out.counted_at = r.get(4);
-            out.took = r.get::<_, Option<f64>>(5).map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-            out.db_now = r.get(6);
-            let Some(queue) = r.get::<_, Option<String>>(0) else { continue };
-            let state: String = r.get(1);
-            let state: JobState = state.parse()?;
-            out.rows.push(QueueStats {
-                queue,
-                state,
-                count: r.get(2),
-                oldest_available_secs: if state == JobState::Available { r.get(3) } else { None },
-            });
-        }
-        Ok(out)
+        QueueDepth::read(self.db()).await
     }
 
     /// Every queue to show, without reading the jobs table: those with

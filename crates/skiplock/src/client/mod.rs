@@ -16,6 +16,7 @@
 
 mod admin;
 mod builder;
+mod depth_gauges;
 pub(crate) mod enqueue;
 mod facade;
 pub mod health;
@@ -29,6 +30,7 @@ pub use admin::{
     CancelResult, JobFilter, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderInfo, PeriodicInfo, QueueInfo, QueueStats,
 };
 pub use builder::ClientBuilder;
+pub use depth_gauges::DepthGauges;
 pub use enqueue::{EnqueueOptions, NewJob};
 pub use facade::{Client, Executor, POOL_SIZE_DEFAULT, POOL_TIMEOUT_DEFAULT, STATEMENT_TIMEOUT_DEFAULT};
 pub use insights::{

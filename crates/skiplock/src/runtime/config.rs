@@ -95,6 +95,8 @@ pub(crate) struct Config {
     pub cancel_grace: Duration,
     pub flush_deadline: Duration,
     pub keep_completed: bool,
+    /// Record the leader's queue-depth count as gauges (`DepthGauges`).
+    pub depth_metrics: bool,
     pub listen: Listen,
 }
 

@@ -31,6 +31,7 @@
 pub(crate) mod backoff;
 mod completer;
 pub(crate) mod config;
+mod depth_metrics;
 mod executor;
 mod heartbeat;
 mod outbox;
@@ -194,6 +195,10 @@ pub(crate) fn start(db: Db, cfg: Arc<Config>, events: Events, maintenance: Optio
         service::spawn(register.clone(), Gate::Always, stop.services.clone()),
         service::spawn(Arc::new(stats_writer(&shared)), Gate::Always, stop.services.clone()),
     ];
+    if cfg.depth_metrics {
+        let depth = Arc::new(depth_metrics::DepthMetrics::new(shared.db.clone()));
+        services.push(service::spawn(depth, Gate::Always, stop.services.clone()));
+    }
     services.extend(wakeups::spawn(&shared));
     if let Some(m) = maintenance {
         services.extend(m.spawn(Some(shared.registry.watch()), &stop.services));
