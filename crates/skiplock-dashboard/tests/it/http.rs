@@ -106,6 +106,9 @@ async fn every_route_answers_over_a_seeded_database() {
         let a = call(&app, get(path)).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
     }
+    // The health findings (`Client::health`): nobody leads this database.
+    let workers = call(&app, get("/workers")).await.body;
+    assert!(workers.contains("data-check=\"leader\"") && workers.contains("What to do: start a worker"), "{workers}");
     let page = call(&app, get(&format!("/jobs/{gone}"))).await.body;
     assert!(page.contains("smtp said no") && page.contains("Attempt 1"), "the attempt's error");
     let list = call(&app, get("/jobs?state=discarded")).await.body;
