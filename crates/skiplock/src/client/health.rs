@@ -161,7 +161,7 @@ pub enum Level {
 #[non_exhaustive]
 pub struct Finding {
     /// Which figure: `hot_table`, `oldest_xmin`, `notify_queue`, `leader`,
-    /// `stuck_running`, `archive_partitions`.
+    /// `stuck_running`, `archive_partitions`, `discards`.
     pub check: &'static str,
     /// Whether it needs action.
     pub level: Level,
@@ -189,6 +189,10 @@ pub struct Health {
     pub stuck_running: StuckRunning,
     /// The archive's dated tables.
     pub archive_partitions: ArchivePartitions,
+    /// Jobs their workers discarded in the last hour (attempts used up, or
+    /// by their handler), from the per-minute statistics; the rescuer's
+    /// discards are counted by `skiplock_jobs_rescued_total` only.
+    pub discarded_last_hour: i64,
     /// What needs saying, most urgent first; empty when all is well.
     pub findings: Vec<Finding>,
 }
@@ -244,6 +248,7 @@ impl Client {
         let grace_ms = i64::try_from(limits.stuck_grace.as_millis()).unwrap_or(i64::MAX);
         let (stuck, stuck_oldest) = db::health::stuck(on, grace_ms).await?;
         let parts = db::health::partitions(on).await?;
+        let discarded = db::health::discards_last_hour(on).await?;
         let mut h = Health {
             checked_at: hot.db_now,
             hot_table: HotTable {
@@ -272,6 +277,7 @@ impl Client {
                 oldest_day: parts.oldest_day,
                 default_rows: parts.default_rows,
             },
+            discarded_last_hour: discarded,
             findings: Vec::new(),
         };
         h.findings = findings(&h, limits);
@@ -407,6 +413,18 @@ fn findings(h: &Health, limits: &HealthLimits) -> Vec<Finding> {
                 .to_owned(),
         ));
     }
+    if h.discarded_last_hour > 0 {
+        out.push(Finding {
+            check: "discards",
+            level: Level::Note,
+            message: format!(
+                "{} jobs were discarded in the last hour (their attempts used up, or by their handler)",
+                h.discarded_last_hour
+            ),
+            advice: "look at their errors: skiplock jobs list --state discarded; retry the ones worth it: skiplock jobs retry ID"
+                .to_owned(),
+        });
+    }
     let p = &h.archive_partitions;
     if !p.has_today || p.days_ahead < 2 || p.default_rows > 0 {
         let mut what = Vec::new();
@@ -431,5 +449,7 @@ fn findings(h: &Health, limits: &HealthLimits) -> Vec<Finding> {
                 .to_owned(),
         ));
     }
+    // Warnings before notes; otherwise in the order above.
+    out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
 }

@@ -77,6 +77,7 @@ statements! {
     health_notify => "health/notify.sql" [];
     health_stuck => "health/stuck.sql" [INT8];
     health_partitions => "health/partitions.sql" [];
+    health_discards => "health/discards.sql" [];
     leader_evict => "leader/evict.sql" [INT4];
     periodic_list => "periodic/list.sql" [TEXT_ARRAY];
     periodic_reset => "periodic/reset.sql" [TEXT, TEXT, TIMESTAMPTZ];

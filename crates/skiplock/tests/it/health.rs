@@ -118,3 +118,28 @@ async fn a_leader_its_archive_days_and_stuck_jobs_are_reported() {
     assert!(f.message.starts_with("1 running jobs are past their lease"), "{}", f.message);
     assert!(h.needs_action());
 }
+
+/// Discards of the last hour come from the workers' per-minute statistics
+/// (written at the latest when the worker stops): a note, not an action.
+#[tokio::test]
+async fn the_last_hour_s_discards_are_counted_and_noted() {
+    let t = crate::support::fresh().await;
+    let worker = skiplock::Worker::builder(t.client.clone())
+        .queue("default", 1)
+        .maintenance(false)
+        .register_raw("k", None, |_args, _ctx| async { Err(skiplock::JobError::discard("bad input")) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    t.seed("default", "k", 2).await;
+    let handle = worker.start();
+    let done = crate::support::wait_finished(&mut events, 2).await;
+    assert!(done.iter().all(|(_, s)| *s == skiplock::JobState::Discarded), "{done:?}");
+    handle.shutdown().await;
+    let h = t.client.health().await.unwrap();
+    assert_eq!(h.discarded_last_hour, 2);
+    let f = finding(&h, "discards").expect("a note");
+    assert_eq!(f.level, Level::Note);
+    assert!(f.message.starts_with("2 jobs were discarded in the last hour"), "{}", f.message);
+    assert_eq!(h.findings.last().map(|f| f.check), Some("discards"), "notes come after warnings");
+}
