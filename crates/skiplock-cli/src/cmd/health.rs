@@ -128,7 +128,7 @@ pub fn text(h: &Health, place: &str) -> String {
             if p.default_rows >= 1000 { "1000+".to_owned() } else { p.default_rows.to_string() }
         ),
     ));
-    rows.push(("discarded 1h", h.discarded_last_hour.to_string()));
+    rows.push(("last hour", format!("{} discarded, {} rescued", h.discarded_last_hour, h.rescued_last_hour)));
     for (name, value) in rows {
         out.push_str(&format!("  {name:<14} {value}\n"));
     }

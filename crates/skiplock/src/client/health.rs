@@ -161,7 +161,7 @@ pub enum Level {
 #[non_exhaustive]
 pub struct Finding {
     /// Which figure: `hot_table`, `oldest_xmin`, `notify_queue`, `leader`,
-    /// `stuck_running`, `archive_partitions`, `discards`.
+    /// `stuck_running`, `archive_partitions`, `discards`, `rescues`.
     pub check: &'static str,
     /// Whether it needs action.
     pub level: Level,
@@ -193,6 +193,9 @@ pub struct Health {
     /// by their handler), from the per-minute statistics; the rescuer's
     /// discards are counted by `skiplock_jobs_rescued_total` only.
     pub discarded_last_hour: i64,
+    /// Jobs the rescuer took back in the last hour from workers whose lease
+    /// ran out (crashed, killed, cut off).
+    pub rescued_last_hour: i64,
     /// What needs saying, most urgent first; empty when all is well.
     pub findings: Vec<Finding>,
 }
@@ -248,7 +251,7 @@ impl Client {
         let grace_ms = i64::try_from(limits.stuck_grace.as_millis()).unwrap_or(i64::MAX);
         let (stuck, stuck_oldest) = db::health::stuck(on, grace_ms).await?;
         let parts = db::health::partitions(on).await?;
-        let discarded = db::health::discards_last_hour(on).await?;
+        let (discarded, rescued) = db::health::last_hour(on).await?;
         let mut h = Health {
             checked_at: hot.db_now,
             hot_table: HotTable {
@@ -278,6 +281,7 @@ impl Client {
                 default_rows: parts.default_rows,
             },
             discarded_last_hour: discarded,
+            rescued_last_hour: rescued,
             findings: Vec::new(),
         };
         h.findings = findings(&h, limits);
@@ -422,6 +426,20 @@ fn findings(h: &Health, limits: &HealthLimits) -> Vec<Finding> {
                 h.discarded_last_hour
             ),
             advice: "look at their errors: skiplock jobs list --state discarded; retry the ones worth it: skiplock jobs retry ID"
+                .to_owned(),
+        });
+    }
+    if h.rescued_last_hour > 0 {
+        out.push(Finding {
+            check: "rescues",
+            level: Level::Note,
+            message: format!(
+                "{} jobs were taken back in the last hour from workers whose lease ran out (crashed, killed, cut off \
+                 from the database, or blocked past their lease)",
+                h.rescued_last_hour
+            ),
+            advice: "if it keeps happening, look at the workers' logs and restarts; a handler that blocks its thread \
+                     stops its heartbeats too"
                 .to_owned(),
         });
     }

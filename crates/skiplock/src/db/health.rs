@@ -72,10 +72,11 @@ pub(crate) async fn stuck(on: On<'_>, grace_ms: i64) -> Result<(i64, Option<f64>
     Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
-/// Jobs discarded by workers in the last hour.
-pub(crate) async fn discards_last_hour(on: On<'_>) -> Result<i64> {
+/// Jobs discarded by workers, and jobs rescued, in the last hour.
+pub(crate) async fn last_hour(on: On<'_>) -> Result<(i64, i64)> {
     let rows = on.run(&on.s.health_discards, &[]).await?;
-    Ok(rows.first().expect("one row").try_get(0)?)
+    let r = rows.first().expect("one row");
+    Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
 /// The archive's dated tables.

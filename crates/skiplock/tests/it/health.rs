@@ -112,6 +112,7 @@ async fn a_leader_its_archive_days_and_stuck_jobs_are_reported() {
     .await
     .unwrap();
     let h = client.health_with(&limits).await.unwrap();
+    assert_eq!(h.rescued_last_hour, 0);
     assert_eq!(h.stuck_running.count, 1);
     assert!(h.stuck_running.oldest_secs.unwrap() >= 119.0);
     let f = finding(&h, "stuck_running").expect("a finding");
@@ -142,4 +143,24 @@ async fn the_last_hour_s_discards_are_counted_and_noted() {
     assert_eq!(f.level, Level::Note);
     assert!(f.message.starts_with("2 jobs were discarded in the last hour"), "{}", f.message);
     assert_eq!(h.findings.last().map(|f| f.check), Some("discards"), "notes come after warnings");
+}
+
+/// Rescues of the last hour are counted in the rescue's own transaction.
+#[tokio::test]
+async fn the_last_hour_s_rescues_are_counted_and_noted() {
+    let t = crate::support::fresh().await;
+    t.seed("default", "k", 3).await;
+    let held = t.client.claim("default", 3, Duration::from_secs(60), "gone").await.unwrap();
+    assert_eq!(held.len(), 3);
+    let pg = t.sql().await;
+    pg.batch_execute("UPDATE skiplock.jobs SET lease_expires_at = now() - interval '1 second'").await.unwrap();
+    assert_eq!(t.client.rescue(100).await.unwrap().rescued.len(), 3);
+    let h = t.client.health().await.unwrap();
+    assert_eq!(h.rescued_last_hour, 3);
+    let f = finding(&h, "rescues").expect("a note");
+    assert_eq!(f.level, Level::Note);
+    assert!(f.message.starts_with("3 jobs were taken back in the last hour"), "{}", f.message);
+    // A rescue that finds nothing counts nothing.
+    assert!(t.client.rescue(100).await.unwrap().rescued.is_empty());
+    assert_eq!(t.client.health().await.unwrap().rescued_last_hour, 3);
 }

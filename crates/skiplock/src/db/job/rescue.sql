@@ -75,6 +75,16 @@ requeued AS (
 notified AS (
     SELECT count(pg_notify('{schema_name}_insert', q.queue)) AS n
     FROM (SELECT DISTINCT queue FROM requeued) q
+),
+-- How many were taken back this minute, for `Client::health` (outcome
+-- `rescued` in the per-minute statistics, added to the merged row; readers
+-- of the outcomes they know skip it). In this transaction: counted once.
+counted AS (
+    INSERT INTO {schema}.stats_minute AS s (minute, worker, queue, kind, outcome, n)
+    SELECT date_trunc('minute', now()), '', '', '', 'rescued', count(*)
+    FROM expired
+    HAVING count(*) > 0
+    ON CONFLICT (minute, worker, queue, kind, outcome) DO UPDATE SET n = s.n + EXCLUDED.n
 )
 SELECT id, next AS state FROM finished
 UNION ALL
