@@ -196,6 +196,20 @@ async fn demo(ctx: &Ctx, url: &str, args: &Args, stop: &CancellationToken, say: 
     let client = ctx.client_with(url, POOL_SIZE)?;
     let migrated = or_stop(stop, async { Ok(client.migrate().await?) }).await?;
     say(&format!("schema {:?} at version {}", client.schema().name(), migrated.version));
+    // The archive's tables for today and the days ahead, made before any job
+    // finishes (as a running fleet's leader keeps them): on a fresh database
+    // the leader would otherwise make today's while the first outcomes are
+    // written, and those few writes are refused once and retried, with a
+    // warning each.
+    or_stop(stop, async {
+        let setup = skiplock::Maintenance::builder(client.clone()).id("demo-setup").build()?;
+        if setup.elect().await? {
+            setup.archive_once(None).await?;
+            setup.resign().await?;
+        }
+        Ok(())
+    })
+    .await?;
 
     // Enqueue: two kinds on two queues, a few scheduled, a few that fail once.
     let started = Instant::now();
