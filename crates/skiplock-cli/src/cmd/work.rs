@@ -176,7 +176,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let Some(url) = ctx.database_url()? else {
         bail!("no database: pass --database-url or set DATABASE_URL");
     };
-    let client = ctx.client_with(&url, pool_size(queues.len(), args.concurrency))?;
+    // With --metrics-listen, one more service reads the depth count.
+    let pool = pool_size(queues.len(), args.concurrency) + usize::from(args.metrics_listen.is_some());
+    let client = ctx.client_with(&url, pool)?;
     let mut builder = Worker::builder(client.clone());
     for q in &queues {
         builder = builder.queue(q, args.concurrency);

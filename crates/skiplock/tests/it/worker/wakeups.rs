@@ -7,10 +7,12 @@ use skiplock::{EnqueueOptions, Event, JobState, WakeSource};
 use super::*;
 use crate::support::{fresh, wait_finished, wait_for};
 
-#[tokio::test]
-async fn a_notify_wakes_an_idle_worker_long_before_its_poll() {
-    let t = fresh().await;
-    let worker = builder(&t)
+/// A worker that polls once an hour, started and listening: only a wake-up
+/// gets it to claim.
+async fn listening_idle_worker(
+    t: &crate::support::TestDb,
+) -> (skiplock::WorkerHandle, tokio::sync::broadcast::Receiver<Event>) {
+    let worker = builder(t)
         .queue("default", 2)
         .poll_interval(Duration::from_secs(3600), Duration::from_secs(3600))
         .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
@@ -19,6 +21,13 @@ async fn a_notify_wakes_an_idle_worker_long_before_its_poll() {
     let mut events = worker.subscribe();
     let handle = worker.start();
     wait_for(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    (handle, events)
+}
+
+#[tokio::test]
+async fn a_notify_wakes_an_idle_worker_long_before_its_poll() {
+    let t = fresh().await;
+    let (handle, mut events) = listening_idle_worker(&t).await;
     let id = t.client.enqueue(&Noop { n: 1 }, EnqueueOptions::new()).await.unwrap().id;
     let woken = wait_for(&mut events, |e| matches!(e, Event::Woken { .. })).await;
     assert_eq!(woken, Event::Woken { queue: "default".into(), source: WakeSource::Notify });
@@ -29,15 +38,7 @@ async fn a_notify_wakes_an_idle_worker_long_before_its_poll() {
 #[tokio::test]
 async fn a_lost_listen_connection_comes_back_and_polls_once() {
     let t = fresh().await;
-    let worker = builder(&t)
-        .queue("default", 2)
-        .poll_interval(Duration::from_secs(3600), Duration::from_secs(3600))
-        .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
-        .build()
-        .unwrap();
-    let mut events = worker.subscribe();
-    let handle = worker.start();
-    wait_for(&mut events, |e| matches!(e, Event::ListenerConnected)).await;
+    let (handle, mut events) = listening_idle_worker(&t).await;
     // Cut the LISTEN connection: notifications sent meanwhile are lost...
     let pg = t.sql().await;
     pg.execute(
