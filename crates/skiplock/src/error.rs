@@ -64,8 +64,12 @@ pub enum Error {
         /// The timeout that ran out.
         after: std::time::Duration,
     },
-    /// A database error raised through `sqlx` (feature `sqlx`).
+    /// A database error raised through `sqlx` (feature `sqlx`): an enqueue
+    /// inside a caller's sqlx transaction. [`Error::sqlstate`] and
+    /// [`Error::is_transient`] read it as they read the tokio-postgres
+    /// errors (a unique violation comes back as [`Error::Duplicate`]).
     #[cfg(feature = "sqlx")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
     #[error("database (sqlx): {0}")]
     Sqlx(#[source] sqlx::Error),
     /// A job's arguments could not be encoded or decoded.
@@ -110,7 +114,12 @@ impl Error {
     /// True when the same call may succeed later: the database was
     /// unreachable, restarting or overloaded, or a transaction lost a race.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. } | Error::Tls { .. })
+        match self {
+            Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. } | Error::Tls { .. } => true,
+            #[cfg(feature = "sqlx")]
+            Error::Sqlx(e) => sqlx_transient(e),
+            _ => false,
+        }
     }
 
     /// The SQLSTATE code of a database error, if there is one.
@@ -120,6 +129,8 @@ impl Error {
             | Error::Database(e)
             | Error::NotMigrated { source: e, .. }
             | Error::Tls { source: Some(e), .. } => e.code().map(|c| c.code()),
+            #[cfg(feature = "sqlx")]
+            Error::Sqlx(e) => sqlx_pg_error(e).map(|db| db.code()),
             _ => None,
         }
     }
@@ -135,7 +146,6 @@ impl Error {
             // No SQLSTATE: the connection itself failed (closed, I/O, timeout).
             return if e.is_closed() || is_io(&e) { Error::Transient(e) } else { Error::Database(e) };
         };
-        let class = &code.code()[..2];
         if *code == SqlState::UNIQUE_VIOLATION {
             let key = e.as_db_error().and_then(|d| d.detail()).map(str::to_owned);
             return Error::Duplicate { key };
@@ -147,13 +157,52 @@ impl Error {
         {
             return Error::NotMigrated { schema: schema.to_owned(), source: e };
         }
-        // 08: connection exception; 40: transaction rollback (serialization,
-        // deadlock); 53: insufficient resources; 57P0x: admin/crash shutdown,
-        // cannot connect now.
-        if matches!(class, "08" | "40" | "53") || code.code().starts_with("57P") {
+        if transient_code(code.code()) {
             return Error::Transient(e);
         }
         Error::Database(e)
+    }
+}
+
+/// Whether a SQLSTATE says retrying may help: 08 connection exception; 40
+/// transaction rollback (serialization, deadlock); 53 insufficient
+/// resources; 57P0x admin or crash shutdown, cannot connect now.
+fn transient_code(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "40" | "53")) || code.starts_with("57P")
+}
+
+/// The server's error under a sqlx error, if it is one.
+#[cfg(feature = "sqlx")]
+fn sqlx_pg_error(e: &sqlx::Error) -> Option<&sqlx::postgres::PgDatabaseError> {
+    e.as_database_error().and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+}
+
+/// As [`Error::is_transient`] for a sqlx error: the connection or the pool
+/// failed (nothing the statement said was wrong), or the server's SQLSTATE
+/// is one of [`transient_code`]'s.
+#[cfg(feature = "sqlx")]
+fn sqlx_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(_) => sqlx_pg_error(e).is_some_and(|db| transient_code(db.code())),
+        _ => false,
+    }
+}
+
+/// A sqlx error as the library's: a unique violation is
+/// [`Error::Duplicate`] (naming the key from the server's detail), anything
+/// else [`Error::Sqlx`], classified by [`Error::sqlstate`] and
+/// [`Error::is_transient`].
+#[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = sqlx_pg_error(&e)
+            && db.code() == "23505"
+        {
+            return Error::Duplicate { key: db.detail().map(str::to_owned) };
+        }
+        Error::Sqlx(e)
     }
 }
 
@@ -220,6 +269,27 @@ impl From<deadpool_postgres::PoolError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_codes_are_connection_rollback_resources_and_shutdown() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "57P03"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["22012", "23505", "42P01", "57014", "0"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
+
+    #[cfg(feature = "sqlx")]
+    #[test]
+    fn sqlx_errors_of_the_connection_and_pool_are_transient() {
+        let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert!(Error::from(io).is_transient());
+        assert!(Error::from(sqlx::Error::PoolTimedOut).is_transient());
+        let decode = Error::from(sqlx::Error::ColumnNotFound("x".into()));
+        assert!(!decode.is_transient());
+        assert_eq!(decode.sqlstate(), None);
+    }
 
     #[test]
     fn invalid_input_names_the_field() {

@@ -23,7 +23,9 @@
 //!
 //! ## Features
 //!
-//! - `sqlx`: enqueue inside a caller's `sqlx` transaction (`Client::enqueue_sqlx_tx`).
+//! - `sqlx`: enqueue inside a caller's `sqlx` transaction or connection
+//!   (`Client::enqueue_sqlx_tx`, `Client::enqueue_many_sqlx_tx`), with sqlx's errors classified
+//!   like the others (`Error::Sqlx`).
 //! - `opentelemetry`: an enqueue inside a traced span stores its W3C `traceparent` in the job's
 //!   metadata, and the worker's `skiplock.job` span of each attempt continues that trace
 //!   (through `tracing-opentelemetry`; install its layer as usual).
@@ -53,6 +55,7 @@
 //! Worker::builder(client).queue("default", 10).register::<Hello, _, _>(hello).build()?.run_until_signal().await?;
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod db;
@@ -119,6 +122,15 @@ pub use validate::{
     UNIQUE_PERIOD_MIN,
 };
 pub use worker::{Worker, WorkerBuilder};
+
+// The driver crates, at the exact versions skiplock is built with: name them
+// through skiplock (`skiplock::tokio_postgres::Transaction`) and there is
+// never a second copy of a driver in your build.
+pub use deadpool_postgres;
+#[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
+pub use sqlx;
+pub use tokio_postgres;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

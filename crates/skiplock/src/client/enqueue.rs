@@ -416,8 +416,8 @@ impl Client {
     /// exists, and its wake-up is sent, only if that transaction commits.
     ///
     /// Works with a `tokio_postgres::Transaction`, a `deadpool_postgres`
-    /// transaction, or a plain client (autocommit). For `sqlx`, see
-    /// `enqueue_sqlx` (feature `sqlx`).
+    /// transaction, or a plain client (autocommit). For `sqlx`, the same
+    /// call is `enqueue_sqlx_tx` (feature `sqlx`).
     ///
     /// # Errors
     ///

@@ -1,5 +1,6 @@
 //! Enqueue inside a caller's `sqlx` transaction (feature `sqlx`): the same
-//! `insert.sql`, bound through sqlx instead of tokio-postgres.
+//! `insert.sql`, bound through sqlx instead of tokio-postgres, under the
+//! same names as the tokio-postgres calls with `sqlx` in them.
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -11,16 +12,65 @@ use std::collections::HashMap;
 use super::enqueue::chunks;
 use crate::db::columns::{Columns, InsertOutcome};
 use crate::db::insert::Resolver;
-use crate::{Client, Enqueued, Error, NewJob, Result};
+use crate::{Client, EnqueueOptions, Enqueued, Error, Job, NewJob, Result};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 impl Client {
-    /// Enqueues jobs inside a caller's `sqlx` transaction (or connection):
-    /// `client.enqueue_sqlx(&mut *tx, jobs)`.
+    /// Enqueues a typed job inside the caller's `sqlx` transaction (or on a
+    /// plain connection, autocommit): the job exists, and its wake-up is
+    /// sent, only if that transaction commits. The sqlx twin of
+    /// [`Client::enqueue_tx`]: `client.enqueue_sqlx_tx(&mut *tx, &job, opts)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::enqueue`]; database errors as [`Error::Sqlx`], which
+    /// [`Error::sqlstate`] and [`Error::is_transient`] classify like the
+    /// others. An error leaves the caller's transaction aborted, as any
+    /// failed statement does.
+    ///
+    /// # Example: a user and their welcome email, both or neither
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Welcome { user_id: i64 }
+    /// impl skiplock::Job for Welcome { const KIND: &'static str = "welcome"; }
+    ///
+    /// # async fn run(client: skiplock::Client, pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = pool.begin().await?;
+    /// let (user_id,): (i64,) = sqlx::query_as("INSERT INTO users (name) VALUES ($1) RETURNING id")
+    ///     .bind("ada")
+    ///     .fetch_one(&mut *tx)
+    ///     .await?;
+    /// let job = client.enqueue_sqlx_tx(&mut *tx, &Welcome { user_id }, Default::default()).await?;
+    /// tx.commit().await?;
+    /// println!("welcome email is job {}", job.id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_sqlx_tx<J: Job>(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        job: &J,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let mut out = self.enqueue_many_sqlx_tx(conn, vec![NewJob::typed(job, opts)?]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs inside the caller's `sqlx` transaction: the sqlx
+    /// twin of [`Client::enqueue_many_tx`]. Jobs whose unique key is taken
+    /// come back with `inserted: false` and the holder's id. (Through sqlx
+    /// every batch is an array insert; the COPY path of large batches is
+    /// the tokio-postgres calls'.)
     ///
     /// # Errors
     ///
     /// As [`Client::enqueue_many`]; database errors as [`Error::Sqlx`].
-    pub async fn enqueue_sqlx(&self, conn: &mut sqlx::PgConnection, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+    pub async fn enqueue_many_sqlx_tx(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Enqueued>> {
         let mut out = Vec::new();
         for cols in chunks(jobs, self.inner.args_max_bytes)? {
             out.extend(insert_columns(self, conn, &cols).await?);
@@ -100,10 +150,5 @@ async fn insert(client: &Client, conn: &mut sqlx::PgConnection, c: &Columns, wak
 }
 
 fn sqlx_error(e: sqlx::Error) -> Error {
-    if let Some(db) = e.as_database_error()
-        && db.code().as_deref() == Some("23505")
-    {
-        return Error::Duplicate { key: None };
-    }
-    Error::Sqlx(e)
+    Error::from(e)
 }
