@@ -14,7 +14,7 @@ use crate::tls::{SslMode, TlsConfig, TlsConnector};
 use crate::validate;
 
 /// Settings for a [`Client`]. Build with [`Client::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     schema: Schema,
@@ -28,6 +28,19 @@ pub struct ClientBuilder {
     ssl_mode: Option<SslMode>,
     ssl_root_cert: Option<PathBuf>,
     ssl_client_cert: Option<(PathBuf, PathBuf)>,
+    pool: Option<deadpool_postgres::Pool>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    /// Everything but the URL (which may hold a password) and the pool.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("statement_mode", &self.statement_mode)
+            .field("own_pool", &self.pool.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
@@ -46,6 +59,7 @@ impl ClientBuilder {
             ssl_mode: None,
             ssl_root_cert: None,
             ssl_client_cert: None,
+            pool: None,
         }
     }
 
@@ -62,6 +76,43 @@ impl ClientBuilder {
     /// Most connections the pool opens (default [`POOL_SIZE_DEFAULT`]).
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
+        self
+    }
+
+    /// Runs the client's statements on `pool`, a `deadpool-postgres` pool of
+    /// yours, instead of a pool of its own: one set of connections for your
+    /// queries and the queue's. skiplock sets nothing on these connections
+    /// (its own pool's connections start with `jit=off` and
+    /// `plan_cache_mode=force_generic_plan`, see the
+    /// [`ClientBuilder::statement_mode`] docs), so your queries on it see
+    /// your settings only; [`StatementMode::Prepared`] caches skiplock's
+    /// statements on them, as `prepare_cached` does yours.
+    /// [`ClientBuilder::pool_size`] and [`ClientBuilder::pool_timeout`] then
+    /// apply only to the small pools a [`Worker`](crate::Worker) opens
+    /// beside it (one connection for heartbeats) and to the LISTEN
+    /// connection, which are made from the builder's URL and TLS settings.
+    ///
+    /// Size the pool for both: a worker may use `queues × 2 + 11` of its
+    /// connections at once (two producers per served queue, two completer
+    /// flushes, the statistics writer, the leader's maintenance services;
+    /// docs/OPERATIONS.md, "Connections"); fewer make them wait for each
+    /// other and for your queries.
+    ///
+    /// # Example: one pool for the web app and the queue
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use skiplock::deadpool_postgres::{Manager, Pool};
+    /// use skiplock::tokio_postgres::NoTls;
+    ///
+    /// let url = "postgres://app@localhost/app";
+    /// let pool = Pool::builder(Manager::new(url.parse()?, NoTls)).max_size(20).build()?;
+    /// let client = skiplock::Client::builder(url).pool(pool.clone()).build()?;
+    /// // `pool` serves your handlers' queries; `client` enqueues and runs jobs on it too.
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(mut self, pool: deadpool_postgres::Pool) -> Self {
+        self.pool = Some(pool);
         self
     }
 
@@ -240,6 +291,7 @@ impl ClientBuilder {
             pool_timeout: self.pool_timeout,
             mode: self.statement_mode,
             statement_timeout: self.statement_timeout,
+            pool: self.pool,
         })?;
         Ok(Client::new(db, self.args_max_bytes, self.notify_interval))
     }

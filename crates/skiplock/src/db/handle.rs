@@ -33,6 +33,9 @@ pub(crate) struct DbConfig {
     pub pool_timeout: Duration,
     pub mode: StatementMode,
     pub statement_timeout: Option<Duration>,
+    /// A caller's pool to run on instead of one of the handle's own (whose
+    /// connections then carry none of the handle's session options).
+    pub pool: Option<deadpool_postgres::Pool>,
 }
 
 /// The handle; see the module doc.
@@ -60,7 +63,10 @@ struct Inner {
 impl Db {
     /// A handle with a pool of `cfg.pool_size` connections, opened lazily.
     pub fn new(cfg: DbConfig) -> Result<Db> {
-        let pool = pool(&cfg.pg, &cfg.tls, cfg.pool_size, cfg.pool_timeout)?;
+        let pool = match cfg.pool {
+            Some(theirs) => theirs,
+            None => pool(&cfg.pg, &cfg.tls, cfg.pool_size, cfg.pool_timeout)?,
+        };
         let password = cfg.pg.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
         Ok(Db {
             inner: Arc::new(Inner {
@@ -91,6 +97,7 @@ impl Db {
             pool_timeout: i.pool_timeout,
             mode: i.mode,
             statement_timeout: i.statement_timeout,
+            pool: None,
         })
     }
 

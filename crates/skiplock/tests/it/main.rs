@@ -18,6 +18,7 @@ mod races;
 mod registry;
 mod retention;
 mod security;
+mod shared_pool;
 mod sql_api;
 #[cfg(feature = "sqlx")]
 mod sqlx_tx;
