@@ -186,7 +186,7 @@ async fn announce(mut events: tokio::sync::broadcast::Receiver<Event>, listening
                 ready = true;
                 println!("ready");
             }
-            Ok(Event::Finished { id, state }) if outcomes => println!("finished {id} {state}"),
+            Ok(Event::Finished { id, state, .. }) if outcomes => println!("finished {id} {state}"),
             Ok(Event::Stale { id }) if outcomes => println!("stale {id}"),
             // Outcomes missed: say so, so that a test fails rather than waits.
             Err(RecvError::Lagged(n)) if outcomes => println!("lagged {n}"),

@@ -94,7 +94,7 @@ async fn a_handler_whose_lease_cannot_be_confirmed_is_stopped_before_the_lease_r
     // Back online: the attempt is released, not counted.
     proxy.set_refusing(false);
     let ev = next(&mut events, |e| matches!(e, Event::Finished { .. } | Event::Stale { .. })).await;
-    assert_eq!(ev, Event::Finished { id, state: JobState::Available });
+    assert_eq!(ev, Event::Finished { id, state: JobState::Available, error: None });
     handle.shutdown().await;
     let row = direct.job(id).await.unwrap().unwrap();
     assert_eq!((row.state, row.attempt), (JobState::Available, 0));

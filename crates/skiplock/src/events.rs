@@ -59,6 +59,11 @@ pub enum Event {
         id: i64,
         /// The state it reached.
         state: JobState,
+        /// The attempt's error, as stored in the job's history (without
+        /// credentials, at most [`ERROR_TEXT_MAX`](crate::ERROR_TEXT_MAX)
+        /// bytes): the handler's error of a failed attempt, the reason of a
+        /// discard or cancel. `None` for a completion, a snooze, a release.
+        error: Option<String>,
     },
     /// An outcome was refused because the lease no longer held (the job was
     /// rescued and may run elsewhere).

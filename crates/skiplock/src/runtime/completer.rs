@@ -175,6 +175,50 @@ fn give_up(sh: &Shared, batch: Batch) {
     batch.done();
 }
 
+/// Says in the log how an attempt that did not succeed ended, as it was
+/// written: one WARN per failed attempt that runs again (with when), one
+/// ERROR per discard, INFO for a cancel. Returns the error text as stored
+/// (redacted, trimmed), for the event.
+fn log_failure(sh: &Shared, d: &Done, state: JobState) -> Option<String> {
+    let text = |s: &str| crate::db::job::error_text(&sh.db.redact(s));
+    let (id, kind, queue, attempt) = (d.lease.id, d.kind.as_str(), d.queue.name.as_str(), d.attempt);
+    match (&d.outcome, state) {
+        (Outcome::Failed { error, .. }, JobState::Discarded) => {
+            let error = text(error);
+            tracing::error!(id, kind, queue, attempt, %error, "job discarded: its last attempt failed");
+            Some(error)
+        }
+        (Outcome::Failed { error, retry_in }, JobState::Retryable | JobState::Available) => {
+            let error = text(error);
+            let runs_at = chrono::Utc::now() + chrono::Duration::from_std(*retry_in).unwrap_or(chrono::Duration::MAX);
+            tracing::warn!(id, kind, queue, attempt, %error, retry_in = ?retry_in, %runs_at,
+                "job attempt failed; it runs again later");
+            Some(error)
+        }
+        (Outcome::Discarded(reason), JobState::Discarded) => {
+            let error = text(reason);
+            tracing::error!(id, kind, queue, attempt, %error, "job discarded by its handler");
+            Some(error)
+        }
+        (outcome, JobState::Cancelled) => {
+            let reason = match outcome {
+                Outcome::Cancelled(Some(r)) | Outcome::Failed { error: r, .. } => Some(text(r)),
+                _ => None,
+            };
+            tracing::info!(
+                id,
+                kind,
+                queue,
+                attempt,
+                reason = reason.as_deref().unwrap_or("cancelled while running"),
+                "job cancelled"
+            );
+            reason
+        }
+        _ => None,
+    }
+}
+
 /// Accounts for a written batch: metrics, events, stale warnings, the
 /// attempts no longer held, and the outbox room it held.
 pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
@@ -194,7 +238,8 @@ pub(crate) fn record(sh: &Shared, batch: Batch, written: &Written) {
             sh.stats.finished(lease, &d.queue.name, &d.outcome, state);
         }
         sh.running.forget(lease);
-        sh.events.emit(Event::Finished { id: lease.id, state });
+        let error = by_lease.get(&lease).and_then(|d| log_failure(sh, d, state));
+        sh.events.emit(Event::Finished { id: lease.id, state, error });
     }
     for &lease in &written.stale {
         sh.running.forget(lease);

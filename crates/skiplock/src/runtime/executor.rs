@@ -61,7 +61,7 @@ pub(crate) async fn run(
     async move {
         let lease = job.lease;
         let _counted = q.metrics.count_running();
-        let mut guard = Guard { sh: &sh, q: &q, lease, armed: true };
+        let mut guard = Guard { sh: &sh, q: &q, lease, kind: &job.kind, attempt: job.attempt, armed: true };
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
             q.metrics.latency.record(wait.as_secs_f64());
         }
@@ -99,7 +99,7 @@ pub(crate) async fn run(
                 decide(&running, ended)
             }
             None => {
-                tracing::warn!(kind = %job.kind, "no handler registered for this kind; the attempt fails and is retried");
+                // The failure's WARN line (the completer's) names the kind.
                 metrics::counter!(m::JOBS_UNKNOWN_KIND).increment(1);
                 Decided::Failed {
                     error: format!("no handler for kind {:?} in worker {}", job.kind, sh.cfg.worker_id),
@@ -117,7 +117,7 @@ pub(crate) async fn run(
         sh.running.handler_ended(lease);
         // A full outbox means the database is behind: wait, holding the slot
         // (the heartbeat keeps the lease meanwhile).
-        sh.outbox.push(Done::new(lease, outcome, q.clone())).await;
+        sh.outbox.push(Done::new(lease, outcome, q.clone(), &job.kind, job.attempt)).await;
         drop(slot);
     }
     .instrument(span)
@@ -145,6 +145,8 @@ struct Guard<'a> {
     sh: &'a Arc<Shared>,
     q: &'a Arc<QueueRt>,
     lease: Lease,
+    kind: &'a str,
+    attempt: i32,
     armed: bool,
 }
 
@@ -161,7 +163,7 @@ impl Drop for Guard<'_> {
         let retry_in = crate::Backoff::default().delay(1);
         let outcome =
             Outcome::Failed { error: "the worker's runtime panicked while running this attempt".into(), retry_in };
-        self.sh.outbox.push_now(Done::new(self.lease, outcome, self.q.clone()));
+        self.sh.outbox.push_now(Done::new(self.lease, outcome, self.q.clone(), self.kind, self.attempt));
     }
 }
 

@@ -124,7 +124,13 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                                 "claim answered too late to start the job safely; giving it back"
                             );
                             sh.running.handler_ended(job.lease);
-                            sh.outbox.push_now(Done::new(job.lease, Outcome::Released, q.clone()));
+                            sh.outbox.push_now(Done::new(
+                                job.lease,
+                                Outcome::Released,
+                                q.clone(),
+                                &job.kind,
+                                job.attempt,
+                            ));
                             drop(slot);
                             continue;
                         }

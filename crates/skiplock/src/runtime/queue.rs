@@ -111,6 +111,10 @@ pub(crate) struct Done {
     pub lease: Lease,
     pub outcome: Outcome,
     pub queue: Arc<QueueRt>,
+    /// The job's kind and this attempt's number, for the log line of a
+    /// failure.
+    pub kind: String,
+    pub attempt: i32,
     /// Whether it holds a place in the outbox's room (see
     /// [`super::outbox::Outbox::push_now`]).
     pub holds_room: bool,
@@ -120,7 +124,8 @@ pub(crate) struct Done {
 }
 
 impl Done {
-    pub fn new(lease: Lease, outcome: Outcome, queue: Arc<QueueRt>) -> Self {
-        Done { lease, outcome, queue, holds_room: false, resent: false }
+    /// The outcome of attempt `attempt` of a job of `kind`, run under `lease`.
+    pub fn new(lease: Lease, outcome: Outcome, queue: Arc<QueueRt>, kind: &str, attempt: i32) -> Self {
+        Done { lease, outcome, queue, kind: kind.to_owned(), attempt, holds_room: false, resent: false }
     }
 }

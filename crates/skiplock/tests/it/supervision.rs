@@ -108,7 +108,7 @@ async fn a_panicking_backoff_fails_the_attempt_instead_of_leaving_it_running() {
     let handle = worker.start();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
     handle.shutdown().await;
-    assert_eq!(ev, Event::Finished { id, state: JobState::Retryable });
+    assert_eq!(ev, Event::Finished { id, state: JobState::Retryable, error: Some("nope".into()) });
     let row = t.client.job(id).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Retryable);
     assert!(row.run_at > chrono::Utc::now(), "retried after a fallback wait, not at once");
@@ -276,7 +276,7 @@ async fn an_outcome_the_database_refuses_for_its_content_does_not_wedge_the_work
     let later = t.client.enqueue(&Quick, EnqueueOptions::new()).await.unwrap().id;
     assert!(later > poison);
     let late = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
-    assert_eq!(late, Event::Finished { id: later, state: JobState::Completed });
+    assert_eq!(late, Event::Finished { id: later, state: JobState::Completed, error: None });
     handle.shutdown().await;
     let row = t.client.job(poison).await.unwrap().unwrap();
     assert!(!row.state.is_final(), "the refused outcome was not written: {:?}", row.state);

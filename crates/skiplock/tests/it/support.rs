@@ -80,7 +80,7 @@ pub async fn wait_for(rx: &mut Receiver<Event>, pred: impl Fn(&Event) -> bool) -
 pub async fn wait_finished(rx: &mut Receiver<Event>, n: usize) -> Vec<(i64, JobState)> {
     let mut done = Vec::new();
     while done.len() < n {
-        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
+        if let Event::Finished { id, state, .. } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
             && state.is_final()
         {
             done.push((id, state));
@@ -93,7 +93,7 @@ pub async fn wait_finished(rx: &mut Receiver<Event>, n: usize) -> Vec<(i64, JobS
 pub async fn wait_completed(rx: &mut Receiver<Event>, ids: &[i64]) {
     let mut left: std::collections::HashSet<i64> = ids.iter().copied().collect();
     while !left.is_empty() {
-        if let Event::Finished { id, state } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
+        if let Event::Finished { id, state, .. } = wait_for(rx, |e| matches!(e, Event::Finished { .. })).await
             && left.contains(&id)
             && state.is_final()
         {

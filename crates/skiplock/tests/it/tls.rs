@@ -198,7 +198,7 @@ async fn a_worker_drains_over_tls_with_its_listen_connection_over_tls_and_loses_
         let what = format!("the first half ({} of {} finished, listening: {listening})", done.len(), JOBS / 2);
         match next(&mut events, &what).await {
             Event::ListenerConnected => listening = true,
-            Event::Finished { id, state } if state.is_final() => done.push((id, state)),
+            Event::Finished { id, state, .. } if state.is_final() => done.push((id, state)),
             _ => {}
         }
     }
@@ -224,7 +224,7 @@ async fn a_worker_drains_over_tls_with_its_listen_connection_over_tls_and_loses_
         .await
         {
             Event::Woken { source, .. } => notified |= source == WakeSource::Notify,
-            Event::Finished { id, state } if state.is_final() => done.push((id, state)),
+            Event::Finished { id, state, .. } if state.is_final() => done.push((id, state)),
             _ => {}
         }
     }

@@ -47,9 +47,9 @@ async fn an_unknown_kind_is_kept_and_reported() {
     let handle = worker.start();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
     handle.shutdown().await;
-    assert_eq!(ev, Event::Finished { id, state: JobState::Retryable });
     let row = t.client.job(id).await.unwrap().unwrap();
     assert!(row.errors[0].error.starts_with("no handler for kind \"mystery\""), "{:?}", row.errors);
+    assert_eq!(ev, Event::Finished { id, state: JobState::Retryable, error: Some(row.errors[0].error.clone()) });
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use crate::support::TestDb;
 
 mod basics;
 mod leases;
+mod logs;
 mod outcomes;
 mod stopping;
 mod wakeups;

@@ -1,0 +1,95 @@
+//! Failures are visible by default: one WARN line per failed attempt that
+//! runs again (kind, id, attempt, error, when), one ERROR per discard, with
+//! the error text (without credentials) in the events too.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use skiplock::{Backoff, EnqueueOptions, Event, JobError, JobState};
+
+use super::*;
+use crate::support::{fresh, wait_for};
+
+#[derive(Serialize, Deserialize)]
+struct Flaky;
+impl Job for Flaky {
+    const KIND: &'static str = "flaky";
+    const MAX_ATTEMPTS: i32 = 2;
+}
+
+/// Everything the fmt layer writes, kept for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_owned).collect()
+    }
+}
+
+// One thread, so that the subscriber set for this test sees every task.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_attempt_warns_and_a_discard_is_an_error_with_the_error_text() {
+    let captured = Captured::default();
+    let out = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || out.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let t = fresh().await;
+    let worker = builder(&t)
+        .queue("default", 1)
+        .maintenance(false)
+        .backoff(Backoff::Custom(Arc::new(|_| Duration::ZERO)))
+        .register::<Flaky, _, _>(|_job, ctx| async move {
+            Err(JobError::retry(format!("upstream said no (attempt {}, password=hunter2)", ctx.attempt())))
+        })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let id = t.client.enqueue(&Flaky, EnqueueOptions::new()).await.unwrap().id;
+    let handle = worker.start();
+    let first = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
+    let last = wait_for(&mut events, |e| matches!(e, Event::Finished { state, .. } if state.is_final())).await;
+    handle.shutdown().await;
+
+    let Event::Finished { state: JobState::Available, error: Some(first_error), .. } = first else {
+        panic!("the first attempt runs again at once: {first:?}")
+    };
+    assert!(first_error.contains("upstream said no (attempt 1"), "{first_error}");
+    assert!(!first_error.contains("hunter2"), "no secret in the event: {first_error}");
+    let Event::Finished { state: JobState::Discarded, error: Some(last_error), .. } = last else {
+        panic!("the second attempt is the last: {last:?}")
+    };
+    assert!(last_error.contains("attempt 2"), "{last_error}");
+
+    let lines = captured.lines();
+    let about = |level: &str, words: &str| -> Vec<String> {
+        lines.iter().filter(|l| l.contains(level) && l.contains(words)).cloned().collect()
+    };
+    let warns = about("WARN", "job attempt failed; it runs again later");
+    assert_eq!(warns.len(), 1, "one WARN per failed attempt that runs again: {lines:#?}");
+    for field in
+        [&format!("id={id}") as &str, "kind=\"flaky\"", "attempt=1", "upstream said no", "runs_at=", "retry_in="]
+    {
+        assert!(warns[0].contains(field), "{field} in {}", warns[0]);
+    }
+    let errors = about("ERROR", "job discarded: its last attempt failed");
+    assert_eq!(errors.len(), 1, "one ERROR per discard: {lines:#?}");
+    assert!(errors[0].contains("attempt=2") && errors[0].contains(&format!("id={id}")), "{}", errors[0]);
+    assert!(lines.iter().all(|l| !l.contains("hunter2")), "no secret in the log: {lines:#?}");
+}
