@@ -53,6 +53,8 @@ pub struct WorkerBuilder {
     maintenance_on: bool,
     maintenance: MaintenanceConfig,
     errors: Vec<Error>,
+    /// Whether what no worker here would run is a warning, not an error.
+    allow_unserved: bool,
 }
 
 impl WorkerBuilder {
@@ -85,7 +87,7 @@ impl WorkerBuilder {
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         let h = TypedHandler { f: handler, _job: PhantomData::<fn(J)> };
-        self.add(J::KIND, Arc::new(h), J::TIMEOUT)
+        self.add(J::KIND, Arc::new(h), J::TIMEOUT, Some(J::QUEUE))
     }
 
     /// Runs jobs of `kind` with `handler`, which gets the args as raw JSON:
@@ -96,7 +98,7 @@ impl WorkerBuilder {
         F: Fn(Box<serde_json::value::RawValue>, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
-        self.add(kind, Arc::new(RawHandler { f: handler }), timeout)
+        self.add(kind, Arc::new(RawHandler { f: handler }), timeout, None)
     }
 
     /// Runs jobs of every kind that has no handler of its own with
@@ -111,18 +113,25 @@ impl WorkerBuilder {
         if self.cfg.fallback.is_some() {
             self.errors.push(Error::invalid("kind", "a catch-all handler is registered twice"));
         } else {
-            self.cfg.fallback = Some(HandlerEntry { handler: Arc::new(RawHandler { f: handler }), timeout });
+            self.cfg.fallback =
+                Some(HandlerEntry { handler: Arc::new(RawHandler { f: handler }), timeout, queue: None });
         }
         self
     }
 
-    fn add(mut self, kind: &str, handler: Arc<dyn ErasedHandler>, timeout: Option<Duration>) -> Self {
+    fn add(
+        mut self,
+        kind: &str,
+        handler: Arc<dyn ErasedHandler>,
+        timeout: Option<Duration>,
+        queue: Option<&'static str>,
+    ) -> Self {
         if let Err(e) = validate::kind("kind", kind) {
             self.errors.push(e);
         } else if self.cfg.handlers.contains_key(kind) {
             self.errors.push(Error::invalid("kind", format!("{kind:?} is registered twice")));
         } else {
-            self.cfg.handlers.insert(kind.to_owned(), HandlerEntry { handler, timeout });
+            self.cfg.handlers.insert(kind.to_owned(), HandlerEntry { handler, timeout, queue });
         }
         self
     }
@@ -258,6 +267,18 @@ impl WorkerBuilder {
         self.maintenance.archive.interval = every;
         self
     }
+    /// Whether [`WorkerBuilder::build`] accepts what looks like a mistake,
+    /// with a WARN line each, instead of refusing it (default false): a
+    /// typed kind registered here whose [`Job::QUEUE`] this worker does not
+    /// serve, a periodic job whose queue it does not serve or whose kind has
+    /// no handler here. Turn it on when other workers serve those queues
+    /// (the jobs would otherwise wait, unrun, for a worker that never
+    /// comes).
+    pub fn allow_unserved(mut self, allow: bool) -> Self {
+        self.allow_unserved = allow;
+        self
+    }
+
     /// The name this worker leaves in `leased_by` (default
     /// `host-pid-random`).
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
@@ -275,7 +296,7 @@ impl WorkerBuilder {
     /// maintenance setting (see [`MaintenanceBuilder::build`](crate::MaintenanceBuilder::build)).
     /// Nothing is checked again while the worker runs.
     pub fn build(mut self) -> Result<Worker> {
-        if let Some(e) = self.errors.into_iter().next() {
+        if let Some(e) = std::mem::take(&mut self.errors).into_iter().next() {
             return Err(e);
         }
         if self.cfg.queues.is_empty() {
@@ -301,6 +322,15 @@ impl WorkerBuilder {
             tracing::warn!("statement mode is Unnamed (PgBouncer): no LISTEN connection configured, polling only");
             self.cfg.listen = Listen::Disabled;
         }
+        for (field, problem) in self.unserved() {
+            if !self.allow_unserved {
+                return Err(Error::invalid(
+                    field,
+                    format!("{problem} (or .allow_unserved(true) if another worker does)"),
+                ));
+            }
+            tracing::warn!(field, "{problem}");
+        }
         if !self.maintenance_on && !self.maintenance.periodic.is_empty() {
             tracing::warn!("periodic jobs registered on a worker with maintenance off: only the leader enqueues them");
         }
@@ -311,6 +341,54 @@ impl WorkerBuilder {
         let services = Services::new(self.maintenance, self.client.db().clone(), events.clone())?;
         let maintenance = self.maintenance_on.then(|| Arc::new(services));
         Ok(Worker { client: self.client, cfg: Arc::new(self.cfg), events, maintenance })
+    }
+}
+
+impl WorkerBuilder {
+    /// What this worker's settings would leave unrun: typed kinds whose
+    /// queue it does not serve, periodic jobs aimed at a queue it does not
+    /// serve or at a kind it has no handler for. (field, problem) each.
+    fn unserved(&self) -> Vec<(&'static str, String)> {
+        let served = |q: &str| self.cfg.queues.iter().any(|(name, _)| name == q);
+        let mut out = Vec::new();
+        let mut kinds: Vec<(&String, &'static str)> =
+            self.cfg.handlers.iter().filter_map(|(kind, h)| Some((kind, h.queue?))).collect();
+        kinds.sort_unstable();
+        for (kind, queue) in kinds {
+            if !served(queue) {
+                out.push((
+                    "queue",
+                    format!(
+                        "kind {kind:?} is registered, but its queue {queue:?} (its Job::QUEUE) is not served by this \
+                         worker: serve it with .queue({queue:?}, n)"
+                    ),
+                ));
+            }
+        }
+        for periodic in &self.maintenance.periodic {
+            let (name, Some(job)) = periodic.target() else { continue };
+            if !served(job.queue()) {
+                out.push((
+                    "periodic",
+                    format!(
+                        "periodic job {name:?} enqueues into queue {:?}, which this worker does not serve: serve it \
+                         with .queue({:?}, n)",
+                        job.queue(),
+                        job.queue()
+                    ),
+                ));
+            }
+            if !self.cfg.handlers.contains_key(job.kind()) && self.cfg.fallback.is_none() {
+                out.push((
+                    "periodic",
+                    format!(
+                        "periodic job {name:?} enqueues kind {:?}, which has no handler here: register one",
+                        job.kind()
+                    ),
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -351,6 +429,7 @@ impl Worker {
                 listen: Listen::Auto,
             },
             errors: Vec::new(),
+            allow_unserved: false,
         }
     }
 

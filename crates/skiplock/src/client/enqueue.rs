@@ -235,6 +235,12 @@ impl NewJob {
         &self.opts
     }
 
+    /// The queue the job goes to: its options' queue, else its type's
+    /// [`Job::QUEUE`], else [`QUEUE_DEFAULT`](crate::QUEUE_DEFAULT).
+    pub fn queue(&self) -> &str {
+        self.opts.queue.as_deref().unwrap_or(self.defaults.queue)
+    }
+
     /// Checks every field; `at` prefixes field names (`jobs[3].`) in bulk calls.
     pub(crate) fn check(&self, at: &str, args_max: usize) -> Result<()> {
         let f = |name: &str| format!("{at}{name}");
@@ -285,9 +291,6 @@ impl NewJob {
         Ok(())
     }
 
-    pub(crate) fn queue(&self) -> &str {
-        self.opts.queue.as_deref().unwrap_or(self.defaults.queue)
-    }
     fn priority(&self) -> i16 {
         self.opts.priority.unwrap_or(self.defaults.priority)
     }

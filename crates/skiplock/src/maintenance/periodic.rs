@@ -133,6 +133,12 @@ impl PeriodicJob {
         self
     }
 
+    /// The periodic job's name, and the job each run enqueues (if it was
+    /// given and could be encoded), for the worker's checks at build.
+    pub(crate) fn target(&self) -> (&str, Option<&NewJob>) {
+        (&self.name, self.job.as_ref().and_then(|j| j.as_ref().ok()))
+    }
+
     /// The job each run enqueues, of any kind.
     pub fn new_job(mut self, job: NewJob) -> Self {
         self.job = Some(Ok(job));

@@ -70,6 +70,9 @@ impl QueueConfig {
 pub(crate) struct HandlerEntry {
     pub handler: Arc<dyn ErasedHandler>,
     pub timeout: Option<Duration>,
+    /// The queue a typed job's kind goes to by default (its `Job::QUEUE`);
+    /// `None` for a raw handler, whose kind has no queue of its own.
+    pub queue: Option<&'static str>,
 }
 
 /// Everything a worker was built with, checked by `WorkerBuilder::build`:

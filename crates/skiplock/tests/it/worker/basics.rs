@@ -125,3 +125,50 @@ async fn completed_jobs_can_be_deleted_instead_of_archived() {
     assert_eq!(t.count("jobs_archive", "true").await, 1, "only the discarded job is archived");
     assert_eq!(t.count("jobs_archive", "state = 'discarded'").await, 1);
 }
+
+#[derive(Serialize, Deserialize)]
+struct Mail;
+impl Job for Mail {
+    const KIND: &'static str = "mail";
+    const QUEUE: &'static str = "mail";
+}
+
+#[tokio::test]
+async fn what_no_worker_here_would_run_is_refused_at_build_unless_allowed() {
+    use skiplock::PeriodicJob;
+    let t = fresh().await;
+    let refused = |b: skiplock::WorkerBuilder| match b.build() {
+        Err(skiplock::Error::InvalidInput { field, reason }) => (field, reason),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("built"),
+    };
+    let mail = || builder(&t).queue("default", 1).register::<Mail, _, _>(|_j, _c| async { Ok(()) });
+
+    // A typed kind whose queue is not served.
+    let (field, reason) = refused(mail());
+    assert_eq!(field, "queue");
+    assert!(reason.contains("kind \"mail\"") && reason.contains(".queue(\"mail\", n)"), "{reason}");
+    assert!(reason.contains(".allow_unserved(true)"), "{reason}");
+    mail().allow_unserved(true).build().expect("allowed: another worker serves mail");
+    mail().queue("mail", 1).build().expect("served");
+
+    // A periodic job aimed at a queue not served, or at a kind with no handler.
+    let tick =
+        |queue: &str| PeriodicJob::cron("tick", "* * * * *").job(&Noop { n: 0 }, EnqueueOptions::new().queue(queue));
+    let noop = || builder(&t).queue("default", 1).register::<Noop, _, _>(|_j, _c| async { Ok(()) });
+    let (field, reason) = refused(noop().periodic(tick("elsewhere")));
+    assert_eq!(field, "periodic");
+    assert!(reason.contains("periodic job \"tick\"") && reason.contains("\"elsewhere\""), "{reason}");
+    noop().periodic(tick("default")).build().expect("served, with a handler");
+
+    let (field, reason) = refused(mail().queue("mail", 1).periodic(tick("default")));
+    assert_eq!(field, "periodic");
+    assert!(reason.contains("kind \"noop\"") && reason.contains("no handler"), "{reason}");
+    // A catch-all handler runs every kind.
+    builder(&t)
+        .queue("default", 1)
+        .register_any(None, |_a, _c| async { Ok(()) })
+        .periodic(tick("default"))
+        .build()
+        .expect("the catch-all runs it");
+}
