@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let worker = Worker::builder(client.clone())
         .queue("default", 4)
-        .register::<Tick, _, _>(tick)
+        .register(tick)
         // Seconds first: every two seconds, UTC.
         .periodic(
             PeriodicJob::cron("every-2s", "*/2 * * * * *").job(&Tick { source: "cron".into() }, EnqueueOptions::new()),

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let worker = Worker::builder(client.clone())
         .queue("default", concurrency)
         .maintenance(std::env::var("NO_MAINT").is_err())
-        .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
+        .register(|_job: Noop, _ctx| async { Ok(()) })
         .build()?;
     let mut events = worker.subscribe();
     let t = Instant::now();

@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.migrate().await?;
     let job = client.enqueue(&SendWelcome { user_id: 42 }, EnqueueOptions::new()).await?;
 
-    let worker = Worker::builder(client).queue("mail", 20).register::<SendWelcome, _, _>(send_welcome).build()?;
+    let worker = Worker::builder(client).queue("mail", 20).register(send_welcome).build()?;
     let mut events = worker.subscribe();
     let handle = worker.start();
     while !matches!(events.recv().await?, Event::Finished { id, .. } if id == job.id) {}

@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_cluster, url) = skiplock_testdb::url_or_private(Default::default())?;
     let client = Client::connect(&url)?;
     client.migrate().await?;
-    let worker = Worker::builder(client.clone()).queue("images", 4).register::<Resize, _, _>(resize).build()?;
+    let worker = Worker::builder(client.clone()).queue("images", 4).register(resize).build()?;
     let mut events = worker.subscribe();
     let handle = worker.start();
     let jobs =

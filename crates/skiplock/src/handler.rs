@@ -164,6 +164,13 @@ impl JobContext {
     }
 }
 
+/// Your app's state, handed to a handler registered with
+/// [`WorkerBuilder::register_with`](crate::WorkerBuilder::register_with):
+/// take it apart in the handler's arguments, `State(app): State<App>`, as
+/// with axum's extractor of the same name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State<S>(pub S);
+
 /// How a handler says an attempt did not simply succeed. Any error converts
 /// into a retry with `?`; the constructors pick other outcomes.
 ///

@@ -52,7 +52,7 @@
 //!
 //! // Claims batches under leases, runs handlers, writes outcomes; ctrl-c
 //! // lets running jobs finish, then stops.
-//! Worker::builder(client).queue("default", 10).register::<Hello, _, _>(hello).build()?.run_until_signal().await?;
+//! Worker::builder(client).queue("default", 10).register(hello).build()?.run_until_signal().await?;
 //! # Ok(()) }
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -91,7 +91,7 @@ pub use db::StatementMode;
 pub use db::job::ERROR_TEXT_MAX;
 pub use error::{Error, Result};
 pub use events::{Event, WakeSource};
-pub use handler::{CancelReason, JobContext, JobError};
+pub use handler::{CancelReason, JobContext, JobError, State};
 pub use job::{AttemptError, ClaimedJob, Enqueued, Finish, Job, JobRow, JobState, Lease, Outcome};
 pub use maintenance::{
     ANALYZE_CHANGED_MIN, ARCHIVE_AT_WINDOW, ARCHIVE_DAYS_AHEAD_DEFAULT, ARCHIVE_DAYS_AHEAD_MAX,

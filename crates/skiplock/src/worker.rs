@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events};
-use crate::handler::{ErasedHandler, JobContext, JobError, RawHandler, TypedHandler};
+use crate::handler::{ErasedHandler, JobContext, JobError, RawHandler, State, TypedHandler};
 use crate::job::Job;
 use crate::maintenance::{MaintenanceConfig, PeriodicJob, Retention, Services};
 use crate::runtime::config::*;
@@ -41,7 +41,7 @@ use crate::{Backoff, StatementMode};
 /// let client = Client::connect("postgres://localhost/app")?;
 /// let worker = Worker::builder(client)
 ///     .queue("default", 50)
-///     .register::<Resize, _, _>(resize)
+///     .register(resize)
 ///     .build()?;
 /// worker.run_until_signal().await?; // ctrl-c: finish running jobs, then stop
 /// # Ok(()) }
@@ -88,6 +88,45 @@ impl WorkerBuilder {
     {
         let h = TypedHandler { f: handler, _job: PhantomData::<fn(J)> };
         self.add(J::KIND, Arc::new(h), J::TIMEOUT, Some(J::QUEUE))
+    }
+
+    /// Runs jobs of type `J` with `handler`, which also gets `state` (a
+    /// database pool, an HTTP client, your app's settings) as [`State`],
+    /// cloned for each attempt, as axum hands a router's state to its
+    /// handlers. Keep `state` cheap to clone: an `Arc`, or handles that
+    /// are (`sqlx::PgPool`, `reqwest::Client`, a `Client`).
+    ///
+    /// # Example: a handler with the app's pool
+    ///
+    /// ```no_run
+    /// use serde::{Deserialize, Serialize};
+    /// use skiplock::{Client, Job, JobContext, JobError, State, Worker};
+    ///
+    /// #[derive(Clone)]
+    /// struct App { db: skiplock::deadpool_postgres::Pool }
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Welcome { user_id: i64 }
+    /// impl Job for Welcome { const KIND: &'static str = "welcome"; }
+    ///
+    /// async fn welcome(job: Welcome, _ctx: JobContext, State(app): State<App>) -> Result<(), JobError> {
+    ///     let conn = app.db.get().await?;
+    ///     conn.execute("UPDATE users SET welcomed = true WHERE id = $1", &[&job.user_id]).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # fn run(client: Client, app: App) -> skiplock::Result<()> {
+    /// let worker = Worker::builder(client).queue("default", 10).register_with(app, welcome).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_with<J, S, F, Fut>(self, state: S, handler: F) -> Self
+    where
+        J: Job,
+        S: Clone + Send + Sync + 'static,
+        F: Fn(J, JobContext, State<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.register(move |job: J, ctx| handler(job, ctx, State(state.clone())))
     }
 
     /// Runs jobs of `kind` with `handler`, which gets the args as raw JSON:
@@ -234,7 +273,7 @@ impl WorkerBuilder {
     /// use skiplock::{EnqueueOptions, PeriodicJob, Worker};
     /// let worker = Worker::builder(client)
     ///     .queue("default", 10)
-    ///     .register::<Tick, _, _>(tick)
+    ///     .register(tick)
     ///     .periodic(PeriodicJob::cron("tick", "*/10 * * * * *").job(&Tick, EnqueueOptions::new()))
     ///     .build()?;
     /// # Ok(()) }

@@ -78,7 +78,7 @@ pub async fn start_with(db: &Db, client: Client, concurrency: usize, keep_comple
     let worker = Worker::builder(client)
         .queue(db::QUEUE, concurrency)
         .keep_completed(keep_completed)
-        .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
+        .register(|_job: Noop, _ctx| async { Ok(()) })
         .build()?;
     let tally = Arc::new(Tally::default());
     let events = worker.subscribe();

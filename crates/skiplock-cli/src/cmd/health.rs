@@ -23,7 +23,8 @@ Sessions of other roles are seen only with pg_read_all_stats (or pg_monitor).";
 
 /// Reads the queue's health: the hot table's dead tuples and last vacuum,
 /// what holds the oldest xmin back, the NOTIFY queue, the leader, jobs
-/// stuck past their lease, the archive's dated tables.
+/// stuck past their lease, the archive's dated tables, queues with jobs
+/// waiting and no worker.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -129,6 +130,20 @@ pub fn text(h: &Health, place: &str) -> String {
         ),
     ));
     rows.push(("last hour", format!("{} discarded, {} rescued", h.discarded_last_hour, h.rescued_last_hour)));
+    rows.push((
+        "unserved",
+        if h.unserved_queues.is_empty() {
+            "every queue with jobs waiting has a worker".to_owned()
+        } else {
+            let cap = skiplock::health::HEALTH_UNSERVED_COUNT_CAP;
+            let count = |n: i64| if n >= cap { format!("{cap}+") } else { n.to_string() };
+            h.unserved_queues
+                .iter()
+                .map(|u| format!("{} ({} waiting)", u.queue, count(u.waiting)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    ));
     for (name, value) in rows {
         out.push_str(&format!("  {name:<14} {value}\n"));
     }

@@ -121,6 +121,20 @@ pub struct XminHolder {
     pub database: Option<String>,
 }
 
+/// A queue with jobs waiting and no live worker serving it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct UnservedQueue {
+    /// The queue.
+    pub queue: String,
+    /// Its jobs available to run now, counted up to [`HEALTH_UNSERVED_COUNT_CAP`].
+    pub waiting: i64,
+}
+
+/// Where the count of an unserved queue's waiting jobs stops: enough to
+/// tell "a few" from "many" without counting a backlog.
+pub const HEALTH_UNSERVED_COUNT_CAP: i64 = 10_000;
+
 /// Running jobs past their lease that the rescuer has not taken back.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[non_exhaustive]
@@ -196,6 +210,11 @@ pub struct Health {
     /// Jobs the rescuer took back in the last hour from workers whose lease
     /// ran out (crashed, killed, cut off).
     pub rescued_last_hour: i64,
+    /// Queues with jobs waiting to run now that no live worker serves (and
+    /// that are not paused): a queue name misspelt in a `Job::QUEUE` or an
+    /// enqueue, or a worker that is not deployed. Counted up to
+    /// [`HEALTH_UNSERVED_COUNT_CAP`] jobs each.
+    pub unserved_queues: Vec<UnservedQueue>,
     /// What needs saying, most urgent first; empty when all is well.
     pub findings: Vec<Finding>,
 }
@@ -252,6 +271,7 @@ impl Client {
         let (stuck, stuck_oldest) = db::health::stuck(on, grace_ms).await?;
         let parts = db::health::partitions(on).await?;
         let (discarded, rescued) = db::health::last_hour(on).await?;
+        let unserved = db::health::unserved(on, HEALTH_UNSERVED_COUNT_CAP).await?;
         let mut h = Health {
             checked_at: hot.db_now,
             hot_table: HotTable {
@@ -282,6 +302,7 @@ impl Client {
             },
             discarded_last_hour: discarded,
             rescued_last_hour: rescued,
+            unserved_queues: unserved.into_iter().map(|(queue, waiting)| UnservedQueue { queue, waiting }).collect(),
             findings: Vec::new(),
         };
         h.findings = findings(&h, limits);
@@ -401,6 +422,18 @@ fn findings(h: &Health, limits: &HealthLimits) -> Vec<Finding> {
             "start a worker with maintenance on (the default; `skiplock work` runs it), or check why the running \
              ones lost their lease (their logs say)"
                 .to_owned(),
+        ));
+    }
+    for u in &h.unserved_queues {
+        let many = if u.waiting >= HEALTH_UNSERVED_COUNT_CAP { "or more " } else { "" };
+        out.push(warn(
+            "unserved_queues",
+            format!("queue {:?} has {} {many}jobs waiting, and no live worker serves it", u.queue, u.waiting),
+            format!(
+                "start a worker for it (skiplock work --queue {}, or .queue({:?}, n) on a Worker), or check the queue \
+                 name its jobs are enqueued with (a Job::QUEUE or EnqueueOptions::queue)",
+                u.queue, u.queue
+            ),
         ));
     }
     let s = &h.stuck_running;

@@ -97,3 +97,10 @@ pub(crate) async fn partitions(on: On<'_>) -> Result<PartitionsRow> {
         default_rows: r.try_get(3)?,
     })
 }
+
+/// Queues with available jobs that no live worker serves and that are not
+/// paused: (queue, jobs waiting counted up to `cap`).
+pub(crate) async fn unserved(on: On<'_>, cap: i64) -> Result<Vec<(String, i64)>> {
+    let rows = on.run(&on.s.health_unserved, &[&cap]).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}

@@ -78,6 +78,7 @@ statements! {
     health_stuck => "health/stuck.sql" [INT8];
     health_partitions => "health/partitions.sql" [];
     health_discards => "health/discards.sql" [];
+    health_unserved => "health/unserved.sql" [INT8];
     leader_evict => "leader/evict.sql" [INT4];
     periodic_list => "periodic/list.sql" [TEXT_ARRAY];
     periodic_reset => "periodic/reset.sql" [TEXT, TEXT, TIMESTAMPTZ];

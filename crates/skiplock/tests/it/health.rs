@@ -164,3 +164,49 @@ async fn the_last_hour_s_rescues_are_counted_and_noted() {
     assert!(t.client.rescue(100).await.unwrap().rescued.is_empty());
     assert_eq!(t.client.health().await.unwrap().rescued_last_hour, 3);
 }
+
+/// A queue with jobs waiting and no live worker serving it is named, from
+/// the workers registry; a served queue, a paused one and one whose jobs
+/// are all scheduled for later are not.
+#[tokio::test]
+async fn a_queue_with_jobs_waiting_and_no_worker_is_named() {
+    use skiplock::{EnqueueOptions, Event, NewJob};
+    let t = crate::support::fresh().await;
+    t.seed("mail", "k", 3).await;
+    t.seed("default", "k", 2).await;
+    t.seed("paused", "k", 1).await;
+    t.client.queue_pause("paused").await.unwrap();
+    let later = EnqueueOptions::new().queue("later").delay(Duration::from_secs(3600));
+    t.client.enqueue_job(NewJob::new("k", &(), later).unwrap()).await.unwrap();
+    let names = |h: &Health| h.unserved_queues.iter().map(|u| (u.queue.clone(), u.waiting)).collect::<Vec<_>>();
+
+    let h = t.client.health().await.unwrap();
+    assert_eq!(names(&h), [("default".to_owned(), 2), ("mail".to_owned(), 3)], "no worker at all yet");
+
+    // A worker that serves `default` but holds its jobs (its handler waits).
+    let (release, held) = tokio::sync::watch::channel(false);
+    let worker = skiplock::Worker::builder(t.client.clone())
+        .queue("default", 1)
+        .maintenance(false)
+        .register_raw("k", None, move |_args, _ctx| {
+            let mut held = held.clone();
+            async move {
+                let _ = held.wait_for(|go| *go).await;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let handle = worker.start();
+    crate::support::wait_for(&mut events, |e| matches!(e, Event::Registered)).await;
+    let h = t.client.health().await.unwrap();
+    assert_eq!(names(&h), [("mail".to_owned(), 3)]);
+    let f = finding(&h, "unserved_queues").expect("a finding");
+    assert_eq!(f.level, Level::Warn);
+    assert!(f.message.contains("queue \"mail\" has 3 jobs waiting, and no live worker serves it"), "{}", f.message);
+    assert!(f.advice.contains("skiplock work --queue mail"), "{}", f.advice);
+    assert!(h.needs_action());
+    release.send(true).unwrap();
+    handle.shutdown().await;
+}

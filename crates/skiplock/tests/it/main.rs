@@ -4,6 +4,7 @@
 mod cancel;
 mod claim;
 mod enqueue;
+mod examples;
 mod explain;
 mod fence;
 mod health;

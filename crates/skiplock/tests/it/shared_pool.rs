@@ -38,7 +38,7 @@ async fn a_client_on_the_callers_pool_runs_there_and_leaves_its_settings_alone()
         let sql = &sql;
         async move {
             let n: i64 = sql
-                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&app])
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", &[&app])
                 .await
                 .unwrap()
                 .get(0);

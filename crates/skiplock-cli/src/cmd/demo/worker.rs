@@ -97,8 +97,8 @@ pub fn start(client: Client, tally: Arc<Tally>, periodic: bool) -> Result<Worker
         .queue(Thumbnail::QUEUE, CONCURRENCY)
         .scheduler_interval(Duration::from_millis(100))
         .shutdown_grace(Duration::from_secs(5))
-        .register::<SendEmail, _, _>(|job, ctx| async move { handle(&job.0, &ctx).await })
-        .register::<Thumbnail, _, _>(|job, ctx| async move { handle(&job.0, &ctx).await })
+        .register(|job: SendEmail, ctx| async move { handle(&job.0, &ctx).await })
+        .register(|job: Thumbnail, ctx| async move { handle(&job.0, &ctx).await })
         .build()?;
     let mut events = worker.subscribe();
     let handle = worker.start();
