@@ -107,8 +107,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One pool for both: the app's queries and the queue's statements. Sized
     // for the worker's share (queues × 2 + 11, docs/OPERATIONS.md,
     // "Connections") and the app's. skiplock sets no session option on it.
-    let db = Pool::builder(Manager::new(url.parse()?, NoTls)).max_size(24).build()?;
-    let jobs = Client::builder(&url).pool(db.clone()).build()?;
+    let mut cfg: skiplock::tokio_postgres::Config = url.parse()?;
+    cfg.application_name("signup-app");
+    let db = Pool::builder(Manager::new(cfg, NoTls)).max_size(24).build()?;
+    let jobs = Client::builder(&url).pool(db.clone()).application_name("signup-jobs").build()?;
     jobs.migrate().await?;
     db.get()
         .await?
@@ -117,6 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                  created_at timestamptz NOT NULL DEFAULT now(), welcomed_at timestamptz)",
         )
         .await?;
+    let app_db = db.clone();
     let app = App { db, jobs: jobs.clone() };
 
     let worker = Worker::builder(jobs)
@@ -159,6 +162,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The server first (requests in flight may still enqueue), then the
     // worker (running jobs finish; the rest go back to the queue).
     axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await?;
+    if self_test {
+        // What is open now, by application_name: the one shared pool, and
+        // skiplock's own heartbeat and LISTEN connections.
+        let rows = app_db
+            .get()
+            .await?
+            .query(
+                "SELECT application_name, count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'signup-%' GROUP BY 1 ORDER BY 1",
+                &[],
+            )
+            .await?;
+        let open: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        println!("connections open: {open:?}");
+    }
     worker.shutdown().await;
     println!("stopped");
     Ok(())

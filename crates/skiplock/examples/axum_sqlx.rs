@@ -111,7 +111,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two pools: the app's sqlx pool, and skiplock's own (tokio-postgres),
     // kept small here since this process enqueues little and serves two
     // queues (docs/OPERATIONS.md, "Connections").
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(&url).await?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options.application_name("signup-app"))
+        .await?;
     let jobs = Client::builder(&url).pool_size(8).application_name("signup-jobs").build()?;
     jobs.migrate().await?;
     sqlx::query(
@@ -120,6 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .execute(&db)
     .await?;
+    let app_db = db.clone();
     let app = App { db, jobs: jobs.clone() };
 
     // The worker: both queues its jobs go to; `build` refuses a kind or a
@@ -170,6 +175,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // flight (they may still enqueue); then the worker lets its running jobs
     // finish and gives back the rest.
     axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await?;
+    if self_test {
+        // What the two pools hold open now, by application_name: the app's
+        // sqlx pool and skiplock's (its pool, the heartbeat's, LISTEN's).
+        let open: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT application_name, count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name LIKE 'signup-%' GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(&app_db)
+        .await?;
+        println!("connections open: {open:?}");
+    }
     worker.shutdown().await;
     println!("stopped");
     Ok(())

@@ -3,7 +3,9 @@
 //! `cargo run --release -p skiplock --example drain -- [jobs] [concurrency]`
 //! On a private cluster (fsync off, as the tests' clusters) unless
 //! DATABASE_URL is set. `NO_MAINT=1` turns the worker's maintenance off;
-//! `ENQUEUE_ONLY=1` stops after the enqueue.
+//! `ENQUEUE_ONLY=1` stops after the enqueue; `SHARED_POOL=1` runs the client
+//! on a plain `deadpool-postgres` pool of 16 (`ClientBuilder::pool`: no
+//! session settings) instead of its own.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jobs: u32 = args.next().map_or(100_000, |a| a.parse().unwrap());
     let concurrency: usize = args.next().map_or(100, |a| a.parse().unwrap());
     let (_cluster, url) = skiplock_testdb::url_or_private(Default::default())?;
-    let client = Client::connect(&url)?;
+    let client = if std::env::var("SHARED_POOL").is_ok() {
+        use skiplock::deadpool_postgres::{Manager, Pool};
+        let pool = Pool::builder(Manager::new(url.parse()?, skiplock::tokio_postgres::NoTls)).max_size(16).build()?;
+        Client::builder(&url).pool(pool).build()?
+    } else {
+        Client::connect(&url)?
+    };
     client.migrate().await?;
 
     let batch: Vec<NewJob> = (0..jobs).map(|i| NewJob::typed(&Noop { i }, EnqueueOptions::new()).unwrap()).collect();

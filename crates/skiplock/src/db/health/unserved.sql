@@ -13,8 +13,11 @@ WITH RECURSIVE waiting AS (
     WHERE w.queue IS NOT NULL
 )
 SELECT w.queue,
+       -- In the claim's order, so that the count walks jobs_claim_idx
+       -- (unordered, the planner would rather scan the table until $1).
        (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs j
                               WHERE j.state = 'available' AND j.queue = w.queue
+                              ORDER BY j.priority, j.run_at, j.id
                               LIMIT $1) c) AS jobs
 FROM waiting w
 WHERE w.queue IS NOT NULL
