@@ -93,3 +93,74 @@ async fn a_failed_attempt_warns_and_a_discard_is_an_error_with_the_error_text() 
     assert!(errors[0].contains("attempt=2") && errors[0].contains(&format!("id={id}")), "{}", errors[0]);
     assert!(lines.iter().all(|l| !l.contains("hunter2")), "no secret in the log: {lines:#?}");
 }
+
+#[derive(Serialize, Deserialize)]
+struct Quick;
+impl Job for Quick {
+    const KIND: &'static str = "quick";
+}
+
+/// On a database whose archive days were not made ahead, an outcome written
+/// while the leader makes today's table is refused once by PostgreSQL (it
+/// routed the row to the default partition before waiting for the lock);
+/// the worker writes it again, without a warning.
+#[tokio::test(flavor = "current_thread")]
+async fn an_outcome_racing_the_first_archive_table_is_written_again_without_a_warning() {
+    let captured = Captured::default();
+    let out = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || out.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let t = fresh().await;
+    let worker = builder(&t)
+        .queue("default", 1)
+        .maintenance(false)
+        .register(|_job: Quick, _ctx| async { Ok(()) })
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    // Today's table being made, not yet committed: it holds the default
+    // partition's lock.
+    let mut ddl = t.sql().await;
+    let tx = ddl.transaction().await.unwrap();
+    let made: Option<String> =
+        tx.query_one("SELECT skiplock.archive_partition_create(current_date)", &[]).await.unwrap().get(0);
+    assert!(made.is_some(), "today's table did not exist yet");
+    let id = t.client.enqueue(&Quick, EnqueueOptions::new()).await.unwrap().id;
+    let handle = worker.start();
+    // The outcome's insert waits for that lock...
+    let watch = t.sql().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'skiplock.jobs_archive_default'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the outcome never waited for the archive's lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and is refused when it commits, then written again.
+    tx.commit().await.unwrap();
+    let ev = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
+    handle.shutdown().await;
+    assert_eq!(ev, Event::Finished { id, state: JobState::Completed, error: None });
+    let part: String = watch
+        .query_one("SELECT tableoid::regclass::text FROM skiplock.jobs_archive WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(part.contains("jobs_archive_p"), "in today's table: {part}");
+    let lines = captured.lines();
+    assert!(lines.iter().all(|l| !l.contains("WARN") && !l.contains("ERROR")), "no warning: {lines:#?}");
+}
