@@ -1,24 +1,35 @@
 //! The web-service examples run end to end (`--self-test`): one signup
 //! through their own HTTP server, its welcome email run by their worker,
-//! then the shutdown in order. Built by the suite's `--all-targets`.
+//! then the shutdown in order.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::fresh;
 
-/// The example binary `name`, built beside this test binary.
-fn example(name: &str) -> PathBuf {
+/// The example binary `name`, built beside this test binary. The suite's
+/// `--all-targets` compiles the examples as test harnesses only, so the
+/// program itself is built here, with the same cargo, features and target
+/// directory (cached after the first test's build).
+async fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let mut build = tokio::process::Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "--workspace", "--all-features", "--example", "axum_sqlx", "--example"]);
+    build.arg("axum_postgres").current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let build = build.output().await.expect("cargo runs");
+    assert!(build.status.success(), "building the examples: {}", String::from_utf8_lossy(&build.stderr));
     let path = dir.join("examples").join(name);
-    assert!(path.exists(), "{} is not built: run the suite with --all-targets (the README's command)", path.display());
+    assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
 async fn self_test(name: &str) {
     let t = fresh().await;
-    let run = tokio::process::Command::new(example(name))
+    let run = tokio::process::Command::new(example(name).await)
         .arg("--self-test")
         .env("DATABASE_URL", t.db.url())
         .kill_on_drop(true)
