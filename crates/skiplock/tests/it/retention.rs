@@ -226,23 +226,7 @@ async fn claims_and_finishes_never_wait_for_the_archives_ddl() {
         let m = m.clone();
         async move { m.archive_once(Some(ahead)).await }
     });
-    let pg = t.sql().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = pg
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the archive pass never waited for the reader");
-        tokio::task::yield_now().await;
-    }
+    t.wait_for_lock_waiter("the archive pass waiting for the reader").await;
     // The pass waits for the reader; a claim and a completion do not.
     let job = t.client.claim("default", 1, Duration::from_secs(30), "w").await.unwrap().pop().unwrap();
     assert_eq!(job.id, id);

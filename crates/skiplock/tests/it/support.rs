@@ -47,6 +47,28 @@ impl TestDb {
         self.sql().await.query_one(&q, &[]).await.unwrap().get(0)
     }
 
+    /// Waits (at most 20 s) until a session of this database waits for a
+    /// lock; `what` names the wait for the failure message.
+    pub async fn wait_for_lock_waiter(&self, what: &str) {
+        let pg = self.sql().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let waiting: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: no session waited for a lock within 20s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Enqueues `n` jobs of `kind` on `queue` with args `{"i": i}`.
     pub async fn seed(&self, queue: &str, kind: &str, n: usize) -> Vec<i64> {
         let mut ids = Vec::with_capacity(n);

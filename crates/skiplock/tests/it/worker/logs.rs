@@ -33,6 +33,19 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// A fmt subscriber at INFO writing here, for this thread (the test's
+    /// runtime is single-threaded) until the guard is dropped.
+    fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let out = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || out.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     fn lines(&self) -> Vec<String> {
         String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_owned).collect()
     }
@@ -41,14 +54,7 @@ impl Captured {
 // One thread, so that the subscriber set for this test sees every task.
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_attempt_warns_and_a_discard_is_an_error_with_the_error_text() {
-    let captured = Captured::default();
-    let out = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || out.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _default) = Captured::install();
 
     let t = fresh().await;
     let worker = builder(&t)
@@ -106,14 +112,7 @@ impl Job for Quick {
 /// the worker writes it again, without a warning.
 #[tokio::test(flavor = "current_thread")]
 async fn an_outcome_racing_the_first_archive_table_is_written_again_without_a_warning() {
-    let captured = Captured::default();
-    let out = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || out.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _default) = Captured::install();
 
     let t = fresh().await;
     let worker = builder(&t)
@@ -133,29 +132,15 @@ async fn an_outcome_racing_the_first_archive_table_is_written_again_without_a_wa
     let id = t.client.enqueue(&Quick, EnqueueOptions::new()).await.unwrap().id;
     let handle = worker.start();
     // The outcome's insert waits for that lock...
-    let watch = t.sql().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = watch
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'skiplock.jobs_archive_default'::regclass",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the outcome never waited for the archive's lock");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    t.wait_for_lock_waiter("the outcome waiting for the archive's lock").await;
     // ...and is refused when it commits, then written again.
     tx.commit().await.unwrap();
     let ev = wait_for(&mut events, |e| matches!(e, Event::Finished { .. })).await;
     handle.shutdown().await;
     assert_eq!(ev, Event::Finished { id, state: JobState::Completed, error: None });
-    let part: String = watch
+    let part: String = t
+        .sql()
+        .await
         .query_one("SELECT tableoid::regclass::text FROM skiplock.jobs_archive WHERE id = $1", &[&id])
         .await
         .unwrap()
