@@ -306,6 +306,7 @@ impl WorkerBuilder {
         self.maintenance.archive.interval = every;
         self
     }
+
     /// Whether [`WorkerBuilder::build`] accepts what looks like a mistake,
     /// with a WARN line each, instead of refusing it (default false): a
     /// typed kind registered here whose [`Job::QUEUE`] this worker does not
@@ -333,7 +334,10 @@ impl WorkerBuilder {
     /// queue or kind name, a kind registered twice, a zero concurrency, a
     /// lease under 100ms, a LISTEN URL that does not parse, or a bad
     /// maintenance setting (see [`MaintenanceBuilder::build`](crate::MaintenanceBuilder::build)).
-    /// Nothing is checked again while the worker runs.
+    /// Also, unless [`WorkerBuilder::allow_unserved`]: `queue` for a typed
+    /// kind whose [`Job::QUEUE`] this worker does not serve, and `periodic`
+    /// for a periodic job aimed at a queue it does not serve or at a kind it
+    /// has no handler for. Nothing is checked again while the worker runs.
     pub fn build(mut self) -> Result<Worker> {
         if let Some(e) = std::mem::take(&mut self.errors).into_iter().next() {
             return Err(e);
