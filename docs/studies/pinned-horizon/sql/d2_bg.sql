@@ -1,0 +1,2 @@
+CALL q.rotate();
+SELECT pg_sleep(1);

@@ -1,0 +1,3 @@
+-- D4: design (a'), per-priority marks
+\ir d0_schema.sql
+\ir mark_pp.sql

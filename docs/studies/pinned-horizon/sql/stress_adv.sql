@@ -1,0 +1,2 @@
+SELECT q.mark_advance('default');
+SELECT pg_sleep(0.001);
