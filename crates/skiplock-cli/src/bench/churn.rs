@@ -22,17 +22,19 @@ const STEPS: u64 = 10;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The hot table at one moment.
-struct Sizes {
-    total: i64,
-    heap: i64,
-    indexes: i64,
-    dead: i64,
+pub(super) struct Sizes {
+    pub total: i64,
+    pub heap: i64,
+    pub indexes: i64,
+    pub dead: i64,
     autovacuums: i64,
     vacuums: i64,
     archive: i64,
 }
 
-async fn sizes(db: &Db) -> Result<Sizes> {
+/// The hot table's size, dead rows and vacuums now, and the archive's size
+/// (also W7's reading after each round).
+pub(super) async fn sizes(db: &Db) -> Result<Sizes> {
     let r = db.admin().query_one(include_str!("churn/sizes.sql"), &[]).await?;
     Ok(Sizes {
         total: r.get(0),

@@ -15,6 +15,7 @@
 //! | `depth.rs`, `depth/*.sql` | W4: claim latency and drain rate as the backlog grows |
 //! | `churn.rs`, `churn/*.sql` | W5: the hot table's size while a million jobs pass |
 //! | `dashboard.rs`, `dashboard/*.sql` | W6: dashboard pages beside a million archived jobs |
+//! | `pinned.rs` | W7: the drain while a long transaction pins the xmin horizon |
 //! | `stats.rs`, `report.rs` | medians, spreads, percentiles; tables and JSON |
 //!
 //! docs/BENCHMARKS.md describes the method and holds the numbers.
@@ -28,6 +29,7 @@ mod drain;
 mod enqueue;
 mod env;
 mod latency;
+mod pinned;
 mod report;
 mod stats;
 mod worker;
@@ -82,6 +84,10 @@ pub struct Scale {
     pub dashboard_archived: u64,
     /// W6: requests per page per run.
     pub dashboard_requests: usize,
+    /// W7: jobs per round.
+    pub pinned_jobs: u64,
+    /// W7: rounds under the pin.
+    pub pinned_rounds: usize,
 }
 
 /// Runs of each workload in a full run: the machines are noisy, so the
@@ -108,6 +114,8 @@ impl Scale {
             churn_backlog: 20_000,
             dashboard_archived: 1_000_000,
             dashboard_requests: 50,
+            pinned_jobs: 100_000,
+            pinned_rounds: 10,
         }
     }
 
@@ -131,6 +139,8 @@ impl Scale {
             churn_backlog: 2_000,
             dashboard_archived: 20_000,
             dashboard_requests: 5,
+            pinned_jobs: 2_000,
+            pinned_rounds: 2,
         }
     }
 }
@@ -179,7 +189,7 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
         loadavg()
     ));
     let mut chosen = if args.workload.is_empty() {
-        vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4, Workload::W5, Workload::W6]
+        vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4, Workload::W5, Workload::W6, Workload::W7]
     } else {
         args.workload.clone()
     };
@@ -206,6 +216,7 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
             Workload::W4 => depth::run(&db, &scale).await,
             Workload::W5 => churn::run(&db, &scale).await,
             Workload::W6 => dashboard::run(&db, &scale).await,
+            Workload::W7 => pinned::run(&db, &scale).await,
         }
         .with_context(|| format!("workload {w:?} failed"))?;
         section.load_before = load_before;

@@ -69,6 +69,8 @@ pub enum Workload {
     W5,
     /// Dashboard: page render times beside a million archived jobs
     W6,
+    /// Pinned: the drain while a long transaction pins the xmin horizon
+    W7,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
