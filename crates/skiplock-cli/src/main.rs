@@ -23,8 +23,12 @@ fn main() -> ExitCode {
     if let cli::Command::ExecGuard(args) = &cli.command {
         return cmd::exec_guard::run(args);
     }
+    // Warnings and errors, unless RUST_LOG says otherwise. The demo fails some
+    // jobs once on purpose and counts them itself: its per-attempt lines
+    // (target `skiplock::jobs`) would only drown its progress.
+    let default = if matches!(cli.command, cli::Command::Demo(_)) { "warn,skiplock::jobs=error" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -195,7 +195,8 @@ fn give_up(sh: &Shared, batch: Batch) {
 
 /// Says in the log how an attempt that did not succeed ended, as it was
 /// written: one WARN per failed attempt that runs again (with when), one
-/// ERROR per discard, INFO for a cancel. Returns the error text as stored
+/// ERROR per discard, INFO for a cancel, all under the target
+/// `skiplock::jobs` (so `skiplock::jobs=error` keeps the discards only). Returns the error text as stored
 /// (redacted, trimmed), for the event.
 fn log_failure(sh: &Shared, d: &Done, state: JobState) -> Option<String> {
     let text = |s: &str| crate::db::job::error_text(&sh.db.redact(s));
@@ -203,19 +204,19 @@ fn log_failure(sh: &Shared, d: &Done, state: JobState) -> Option<String> {
     match (&d.outcome, state) {
         (Outcome::Failed { error, .. }, JobState::Discarded) => {
             let error = text(error);
-            tracing::error!(id, kind, queue, attempt, %error, "job discarded: its last attempt failed");
+            tracing::error!(target: "skiplock::jobs", id, kind, queue, attempt, %error, "job discarded: its last attempt failed");
             Some(error)
         }
         (Outcome::Failed { error, retry_in }, JobState::Retryable | JobState::Available) => {
             let error = text(error);
             let runs_at = chrono::Utc::now() + chrono::Duration::from_std(*retry_in).unwrap_or(chrono::Duration::MAX);
-            tracing::warn!(id, kind, queue, attempt, %error, retry_in = ?retry_in, %runs_at,
+            tracing::warn!(target: "skiplock::jobs", id, kind, queue, attempt, %error, retry_in = ?retry_in, %runs_at,
                 "job attempt failed; it runs again later");
             Some(error)
         }
         (Outcome::Discarded(reason), JobState::Discarded) => {
             let error = text(reason);
-            tracing::error!(id, kind, queue, attempt, %error, "job discarded by its handler");
+            tracing::error!(target: "skiplock::jobs", id, kind, queue, attempt, %error, "job discarded by its handler");
             Some(error)
         }
         (outcome, JobState::Cancelled) => {
@@ -224,6 +225,7 @@ fn log_failure(sh: &Shared, d: &Done, state: JobState) -> Option<String> {
                 _ => None,
             };
             tracing::info!(
+                target: "skiplock::jobs",
                 id,
                 kind,
                 queue,

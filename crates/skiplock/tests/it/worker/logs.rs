@@ -89,6 +89,7 @@ async fn a_failed_attempt_warns_and_a_discard_is_an_error_with_the_error_text() 
     };
     let warns = about("WARN", "job attempt failed; it runs again later");
     assert_eq!(warns.len(), 1, "one WARN per failed attempt that runs again: {lines:#?}");
+    assert!(warns[0].contains("skiplock::jobs"), "under the target operators filter by: {}", warns[0]);
     for field in
         [&format!("id={id}") as &str, "kind=\"flaky\"", "attempt=1", "upstream said no", "runs_at=", "retry_in="]
     {
