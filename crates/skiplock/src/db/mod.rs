@@ -17,6 +17,7 @@ pub(crate) mod insights;
 pub(crate) mod job;
 pub(crate) mod json;
 pub(crate) mod leader;
+pub(crate) mod marks;
 pub(crate) mod periodic;
 pub(crate) mod queue;
 mod statements;

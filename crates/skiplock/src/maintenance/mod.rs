@@ -10,6 +10,7 @@
 //! - `periodic.rs`: periodic jobs, each run enqueued once.
 //! - `archive.rs`: the archive's dated partitions ahead of time, retention.
 //! - `unique_keys.rs`: keys kept past their job's finish, pruned.
+//! - `marks.rs`: the low-water marks' log, pruned.
 //! - `vacuum.rs`: the hot table vacuumed and analyzed between autovacuum's
 //!   visits.
 //! - `depth.rs`: the queue depth counted for the dashboard.
@@ -33,6 +34,7 @@ mod archive;
 mod depth;
 mod guard;
 pub(crate) mod leader;
+mod marks;
 mod periodic;
 mod rescuer;
 mod scheduler;
@@ -110,6 +112,7 @@ pub(crate) struct Services {
     periodic: Arc<periodic::PeriodicJobs>,
     archive: Arc<archive::Archive>,
     unique_keys: Arc<unique_keys::UniqueKeys>,
+    marks: Arc<marks::MarksPrune>,
     vacuum: Arc<vacuum::Vacuum>,
     depth: Arc<depth::QueueDepth>,
     stats: Arc<stats::Stats>,
@@ -140,6 +143,7 @@ impl Services {
             periodic: Arc::new(periodic::PeriodicJobs::new(periodic, db.clone(), l())),
             archive: Arc::new(archive::Archive::new(cfg.archive, db.clone(), l())?),
             unique_keys: Arc::new(unique_keys::UniqueKeys::new(interval, db.clone(), l())),
+            marks: Arc::new(marks::MarksPrune::new(interval, db.clone(), l())),
             vacuum: Arc::new(vacuum::Vacuum::new(db.clone(), l())),
             depth: Arc::new(depth::QueueDepth::new(db.clone(), l())),
             stats: Arc::new(stats::Stats::new(db.clone(), l())),
@@ -160,6 +164,7 @@ impl Services {
             service::spawn(self.scheduler.clone(), leading(), stop.clone()),
             service::spawn(self.archive.clone(), leading(), stop.clone()),
             service::spawn(self.unique_keys.clone(), leading(), stop.clone()),
+            service::spawn(self.marks.clone(), leading(), stop.clone()),
             service::spawn(self.vacuum.clone(), leading(), stop.clone()),
             service::spawn(self.depth.clone(), leading(), stop.clone()),
             service::spawn(self.stats.clone(), leading(), stop.clone()),

@@ -34,6 +34,7 @@ pub(crate) mod config;
 mod depth_metrics;
 mod executor;
 mod heartbeat;
+pub(crate) mod marks;
 mod outbox;
 mod producer;
 mod queue;
@@ -194,6 +195,11 @@ pub(crate) fn start(db: Db, cfg: Arc<Config>, events: Events, maintenance: Optio
         service::spawn(Arc::new(heartbeat::Heartbeat::new(&shared)), Gate::Always, stop.services.clone()),
         service::spawn(register.clone(), Gate::Always, stop.services.clone()),
         service::spawn(Arc::new(stats_writer(&shared)), Gate::Always, stop.services.clone()),
+        service::spawn(
+            Arc::new(marks::Marks::new(shared.db.clone(), shared.queues.clone())),
+            Gate::Always,
+            stop.services.clone(),
+        ),
     ];
     if cfg.depth_metrics {
         let depth = Arc::new(depth_metrics::DepthMetrics::new(shared.db.clone()));

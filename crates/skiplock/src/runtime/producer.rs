@@ -104,6 +104,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                 let got = jobs.len();
                 if got > 0 {
                     q.metrics.claimed.increment(got as u64);
+                    q.claims.fetch_add(got as u64, Ordering::Relaxed);
                     sh.events.emit(Event::Claimed { queue: q.name.clone(), count: got });
                     // An answer so late that the lease might run out before
                     // the first heartbeat: give the jobs back unstarted.

@@ -3,7 +3,7 @@
 //! way from an executor to the database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use tokio::sync::{Notify, Semaphore};
 
@@ -30,6 +30,8 @@ pub(crate) struct QueueRt {
     pub wake_source: AtomicU8,
     pub backoff: Backoff,
     pub metrics: QueueMetrics,
+    /// Jobs claimed so far (the marks service advances busy queues only).
+    pub claims: AtomicU64,
 }
 
 impl QueueRt {
@@ -42,6 +44,7 @@ impl QueueRt {
             wake_source: AtomicU8::new(WakeSource::Poll as u8),
             backoff,
             metrics: QueueMetrics::new(name),
+            claims: AtomicU64::new(0),
         }
     }
 

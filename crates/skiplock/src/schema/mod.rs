@@ -163,6 +163,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003", "reliability"),
     migration!(4, "0004", "runtime"),
     migration!(5, "0005", "dashboard"),
+    migration!(6, "0006", "marks"),
 ];
 
 /// What a call to [`migrate`] did.

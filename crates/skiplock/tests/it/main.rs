@@ -11,6 +11,7 @@ mod health;
 mod insights;
 mod leader;
 mod lifecycle;
+mod marks;
 mod migrate;
 mod model;
 mod periodic;

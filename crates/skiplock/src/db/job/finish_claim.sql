@@ -18,7 +18,9 @@
 --
 -- Claim: up to $7 available jobs of queue $6 for worker $9, leased for $8 ms,
 -- picked with SKIP LOCKED in (priority, run_at, id) order through
--- jobs_claim_idx, marked running with a fresh fencing token. A paused queue
+-- jobs_claim_idx, from each priority's low-water mark (so the dead entries of
+-- consumed jobs, which vacuum cannot remove while a long transaction pins
+-- the horizon, are not walked), marked running with a fresh fencing token. A paused queue
 -- yields nothing. The picked ids go through an array (an InitPlan), so the
 -- update finds its rows by primary key whatever the planner thinks of the
 -- table's size. Jobs requeued by the first half are not seen by the second
@@ -50,11 +52,16 @@ decided AS (
                 ELSE i.outcome END AS next
     FROM input i
     JOIN {schema}.jobs j ON j.id = i.id AND j.lease_token = i.lease_token
+    -- Redundant with the join, and there for the plan: a probe of jobs_pkey
+    -- whatever autoanalyze last saw (a join alone was once planned as a walk
+    -- of the whole index, every dead entry included, after the table had
+    -- been analysed nearly empty).
+    WHERE j.id = ANY ($1::bigint[])
 ),
 finished AS (
     DELETE FROM {schema}.jobs j
     USING decided d
-    WHERE j.id = d.id AND j.lease_token = d.lease_token
+    WHERE j.id = ANY ($1::bigint[]) AND j.id = d.id AND j.lease_token = d.lease_token
       AND d.next IN ('completed', 'cancelled', 'discarded')
     RETURNING j.*, d.next, d.error
 ),
@@ -85,7 +92,7 @@ requeued AS (
         lease_expires_at = NULL,
         cancel_requested_at = NULL
     FROM decided d
-    WHERE j.id = d.id AND j.lease_token = d.lease_token
+    WHERE j.id = ANY ($1::bigint[]) AND j.id = d.id AND j.lease_token = d.lease_token
       AND d.next IN ('retryable', 'snoozed', 'released')
     RETURNING j.id, d.lease_token, j.queue, j.state::text AS state
 ),
@@ -103,14 +110,24 @@ claimed AS (
         lease_expires_at = now() + $8 * interval '1 millisecond',
         leased_by = $9
     WHERE j.id = ANY (ARRAY (
-        SELECT id
-        FROM {schema}.jobs
-        WHERE state = 'available'
-          AND queue = $6
-          AND NOT EXISTS (SELECT 1 FROM {schema}.queues q WHERE q.name = $6 AND q.paused)
-        ORDER BY priority, run_at, id
+        -- Priority by priority, each from its low-water mark (migration
+        -- 0006): a nested loop the LIMIT pulls lazily, so a priority with
+        -- enough jobs ends it and only the rows returned are locked.
+        SELECT c.id
+        FROM {schema}.queue_marks_of($6) mk
+        CROSS JOIN LATERAL (
+            SELECT a.id
+            FROM {schema}.jobs a
+            WHERE a.state = 'available'
+              AND a.queue = $6
+              AND a.priority = mk.priority
+              AND (a.run_at, a.id) >= (mk.run_at, mk.id)
+            ORDER BY a.run_at, a.id
+            LIMIT $7
+            FOR UPDATE SKIP LOCKED
+        ) c
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues q WHERE q.name = $6 AND q.paused)
         LIMIT $7
-        FOR UPDATE SKIP LOCKED
     ))
     RETURNING j.id, j.queue, j.kind, j.args, j.priority, j.attempt, j.max_attempts,
               j.lease_token, j.lease_expires_at, j.run_at, j.created_at, j.attempted_at,
