@@ -88,7 +88,7 @@ statements! {
     archive_prune_default => "archive/prune_default.sql" [TIMESTAMPTZ, INT8, INT8, INT8, INT8];
     archive_lock_timeout => "archive/lock_timeout.sql" [TEXT];
     unique_prune => "unique/prune.sql" [TEXT, INT8];
-    marks_advance => "marks/advance.sql" [TEXT_ARRAY, BOOL];
+    marks_advance => "marks/advance.sql" [TEXT_ARRAY, BOOL, INT4_ARRAY];
     marks_prune => "marks/prune.sql" [];
     worker_register => "worker/register.sql" [TEXT, INT8, TEXT, INT4, JSONB, INT8];
     worker_holder => "worker/holder.sql" [TEXT];

@@ -6,17 +6,22 @@
 //! Every [`MARK_ADVANCE_INTERVAL`], one statement for the queues this worker
 //! claimed jobs from since its last pass; nothing while it claims nothing.
 //! Several workers may advance one queue: each takes the queue's lock with a
-//! try-lock, so at most one moves it at a time, and none ever waits (nor
-//! makes an enqueue wait longer than one advance). The first pass recomputes
-//! every queue's marks from the start of each priority: a restart repairs a
-//! mark left too high by a write that bypassed the triggers.
+//! try-lock, so at most one moves it at a time and none waits, nor makes an
+//! enqueue wait. A queue whose enqueues keep the lock held (back to back, or
+//! one long transaction that enqueued) would starve its advance: once its
+//! last advance is [`MARK_STARVED`] old, the next pass waits up to
+//! [`MARK_WAIT`] for the lock (enqueues arriving meanwhile wait behind it).
+//! The first pass recomputes every queue's marks from the start of each
+//! priority: a restart repairs a mark left too high by a write that bypassed
+//! the triggers.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::queue::QueueRt;
+use crate::db::marks::Advanced;
 use crate::db::{self, Db};
 use crate::error::Result;
 use crate::service::Service;
@@ -24,7 +29,11 @@ use crate::service::Service;
 /// How often a worker moves up the marks of the queues it is claiming from:
 /// 20 ms. Claims between two passes walk what was consumed since the last.
 pub const MARK_ADVANCE_INTERVAL: Duration = Duration::from_millis(20);
-
+/// How long a queue's marks may go without an advance, their lock always
+/// held by enqueues, before a pass waits for it: 250 ms.
+pub const MARK_STARVED: Duration = Duration::from_millis(250);
+/// How long such a pass waits for the lock: 10 ms.
+pub const MARK_WAIT: Duration = Duration::from_millis(10);
 /// The pause after a failed pass.
 const MARK_RETRY: Duration = Duration::from_secs(1);
 
@@ -32,14 +41,20 @@ const MARK_RETRY: Duration = Duration::from_secs(1);
 pub(crate) struct Marks {
     db: Db,
     queues: Vec<Arc<QueueRt>>,
-    /// Per queue, its claim count at the last pass (`None` before the first,
-    /// the repair).
-    seen: Mutex<Option<Vec<u64>>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Whether the first pass (the repair) is done.
+    repaired: bool,
+    /// Per queue: its claim count when last advanced, and when.
+    last: Vec<(u64, Instant)>,
 }
 
 impl Marks {
     pub fn new(db: Db, queues: Vec<Arc<QueueRt>>) -> Self {
-        Marks { db, queues, seen: Mutex::new(None) }
+        let last = queues.iter().map(|_| (0, Instant::now())).collect();
+        Marks { db, queues, state: Mutex::new(State { repaired: false, last }) }
     }
 }
 
@@ -49,24 +64,39 @@ impl Service for Marks {
     type Report = usize;
 
     async fn run_once(&self) -> Result<Option<usize>> {
-        let now: Vec<u64> = self.queues.iter().map(|q| q.claims.load(Ordering::Relaxed)).collect();
-        let last = self.seen.lock().expect("not poisoned").clone();
-        let from_start = last.is_none();
-        let busy: Vec<&str> = self
-            .queues
-            .iter()
-            .zip(&now)
-            .enumerate()
-            .filter(|(i, (_, n))| last.as_ref().is_none_or(|l| l[*i] != **n))
-            .map(|(_, (q, _))| q.name.as_str())
-            .collect();
+        let now = Instant::now();
+        let (from_start, busy, waits): (bool, Vec<usize>, Vec<i32>) = {
+            let st = self.state.lock().expect("not poisoned");
+            let busy: Vec<usize> = (0..self.queues.len())
+                .filter(|&i| !st.repaired || self.queues[i].claims.load(Ordering::Relaxed) != st.last[i].0)
+                .collect();
+            let waits = busy
+                .iter()
+                .map(|&i| if now - st.last[i].1 >= MARK_STARVED { MARK_WAIT.as_millis() as i32 } else { 0 })
+                .collect();
+            (!st.repaired, busy, waits)
+        };
         if busy.is_empty() {
             return Ok(Some(0));
         }
+        let claims: Vec<u64> = busy.iter().map(|&i| self.queues[i].claims.load(Ordering::Relaxed)).collect();
+        let names: Vec<&str> = busy.iter().map(|&i| self.queues[i].name.as_str()).collect();
         let conn = self.db.conn().await?;
-        let moved = db::marks::advance(conn.on(), &busy, from_start).await?;
-        *self.seen.lock().expect("not poisoned") = Some(now);
-        Ok(Some(moved.len()))
+        let done = db::marks::advance(conn.on(), &names, &waits, from_start).await?;
+        let mut st = self.state.lock().expect("not poisoned");
+        st.repaired = true;
+        let mut moved = 0;
+        for (k, &i) in busy.iter().enumerate() {
+            let state = done.iter().find(|(q, _)| *q == self.queues[i].name).map(|(_, s)| *s);
+            match state {
+                Some(Advanced::Busy) | None => {}
+                Some(s) => {
+                    moved += (s == Advanced::Moved) as usize;
+                    st.last[i] = (claims[k], now);
+                }
+            }
+        }
+        Ok(Some(moved))
     }
 
     fn next_pass(&self, last: &Result<Option<usize>>) -> Duration {

@@ -32,8 +32,9 @@ async fn below_mark(pg: &Pg, queue: &str) -> i64 {
     .get(0)
 }
 
+/// One advance (without waiting for the lock): whether the marks moved.
 async fn advance(pg: &Pg, queue: &str) -> bool {
-    pg.query_one("SELECT skiplock.mark_advance($1)", &[&queue]).await.unwrap().get(0)
+    pg.query_one("SELECT skiplock.mark_advance($1)", &[&queue]).await.unwrap().get::<_, &str>(0) == "moved"
 }
 
 async fn available(t: &TestDb, queue: &str) -> i64 {
@@ -346,4 +347,30 @@ async fn claim_blocks(pg: &Pg, from_start: bool) -> i64 {
     let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
     let p = &plan[0]["Plan"];
     p["Shared Hit Blocks"].as_i64().unwrap() + p["Shared Read Blocks"].as_i64().unwrap()
+}
+
+/// An enqueue in flight holds its queue's lock (shared) until it commits:
+/// an advance then skips its turn ('busy') without waiting, or waits up to
+/// the time it is given, and runs once the enqueue has committed.
+#[tokio::test]
+async fn an_advance_skips_or_waits_while_an_enqueue_is_in_flight() {
+    let t = fresh().await;
+    let pg = t.sql().await;
+    t.client.enqueue_job(job("default", 0, Duration::ZERO)).await.unwrap();
+    let state = async |wait_ms: i32| -> String {
+        pg.query_one("SELECT skiplock.mark_advance('default', false, $1)", &[&wait_ms]).await.unwrap().get(0)
+    };
+    assert_eq!(state(0).await, "moved");
+    let mut other = t.sql().await;
+    let tx = other.transaction().await.unwrap();
+    tx.execute("INSERT INTO skiplock.jobs (kind, run_at) VALUES ('m', now() - interval '1 day')", &[]).await.unwrap();
+    assert_eq!(state(0).await, "busy");
+    assert_eq!(state(20).await, "busy", "waited 20 ms, then gave up");
+    let lock_timeout: String = pg.query_one("SHOW lock_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(lock_timeout, "0", "the wait's timeout stays inside the advance");
+    tx.commit().await.unwrap();
+    assert_eq!(below_mark(&pg, "default").await, 0, "the enqueue lowered the mark");
+    assert_ne!(state(20).await, "busy", "the lock is free once the enqueue committed");
+    assert_eq!(below_mark(&pg, "default").await, 0, "the advance did not pass the new job");
+    assert_eq!(t.client.claim("default", 10, LEASE, "w").await.unwrap().len(), 2);
 }

@@ -183,6 +183,12 @@ async fn an_enqueue_only_role_enqueues_every_way_and_can_do_nothing_else() {
             "SELECT * FROM skiplock.leader_elect('web', 1000)",
             "SELECT * FROM skiplock.unique_keys_prune('', 1000)",
             "SELECT * FROM skiplock.archive_partitions_expire(now(), '0', '0', '0')",
+            // The marks: lowered by its enqueues' trigger in the owner's
+            // name, never raised, read or written by the role itself.
+            "SELECT skiplock.mark_advance('default')",
+            "SELECT skiplock.queue_marks_prune()",
+            "SELECT * FROM skiplock.queue_marks",
+            "INSERT INTO skiplock.queue_marks (queue, is_advance, priority, run_at, id) VALUES ('default', false, 0, now(), 1)",
         ],
     )
     .await;
@@ -311,6 +317,10 @@ async fn a_worker_role_runs_jobs_and_maintenance_but_cannot_change_the_schema() 
             "SELECT skiplock.archive_partition_create(current_date + 100)",
             "DELETE FROM skiplock.schema_migrations",
             "SELECT skiplock.pause('default')",
+            // The marks move only through the owner's functions.
+            "INSERT INTO skiplock.queue_marks (queue, is_advance, run_ats, ids)
+             VALUES ('default', true, array_fill('infinity'::timestamptz, ARRAY[10]), array_fill(0::bigint, ARRAY[10]))",
+            "DELETE FROM skiplock.queue_marks",
         ],
     )
     .await;

@@ -4,7 +4,7 @@ DROP TRIGGER IF EXISTS jobs_mark_inserted ON {schema}.jobs;
 DROP FUNCTION IF EXISTS {schema}.jobs_mark_updated();
 DROP FUNCTION IF EXISTS {schema}.jobs_mark_inserted();
 DROP FUNCTION IF EXISTS {schema}.queue_marks_prune();
-DROP FUNCTION IF EXISTS {schema}.mark_advance(text, boolean);
+DROP FUNCTION IF EXISTS {schema}.mark_advance(text, boolean, integer);
 DROP FUNCTION IF EXISTS {schema}.mark_lower(text, smallint, timestamptz, bigint);
 DROP FUNCTION IF EXISTS {schema}.queue_marks_of(text);
 DROP FUNCTION IF EXISTS {schema}.mark_lock_key(text);

@@ -26,7 +26,8 @@
 -- - Advancing: mark_advance(q), run by workers every few tens of
 --   milliseconds while they claim. It takes the same lock exclusively with a
 --   try-lock (skips its turn while any lowerer is between its lock and its
---   commit, never waits, so no enqueue waits behind it), then with a fresh
+--   commit, so no enqueue waits behind it; a worker whose turns keep being
+--   skipped waits for the lock a few milliseconds once in a while), then with a fresh
 --   snapshot finds each priority's first available key at or above its mark
 --   (a plain read: jobs locked by claims in flight still count), and appends
 --   an advance row. Claims never write the mark.
@@ -106,7 +107,7 @@ $$;
 -- nothing (one index probe); below it, a lower row is written without
 -- looking for an older one (a second lower row is harmless).
 CREATE FUNCTION {schema}.mark_lower(q text, p smallint, r timestamptz, i bigint) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared({schema}.mark_lock_key(q));
     -- An older snapshot (REPEATABLE READ, SERIALIZABLE) may not see the
@@ -128,13 +129,17 @@ END $$;
 
 -- Moves queue q's marks up to each priority's first available job, or, for a
 -- priority with none, to (now(), 0): past every entry consumed so far (a job
--- that is made available later with an older key lowers it). Returns false
--- when a lowerer held the lock (nothing done; the next turn will) or nothing
--- moved. `from_start` reads from the start of each priority instead of the
--- mark (the leader's periodic check, which repairs a mark a write that
--- bypassed the triggers left too high).
-CREATE FUNCTION {schema}.mark_advance(q text, from_start boolean DEFAULT false) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+-- that is made available later with an older key lowers it). Returns
+-- 'moved', 'same' (nothing to move past), or 'busy': a lowerer held the lock
+-- (nothing done; the next turn will). With wait_ms 0 it never waits; a
+-- worker whose turns keep finding the lock held (enqueues back to back, or
+-- a long transaction that enqueued) waits up to wait_ms once in a while:
+-- meanwhile new enqueues of the queue wait behind it. `from_start` reads
+-- from the start of each priority instead of the mark (a worker's first
+-- pass: a repair of a mark that a write bypassing the triggers left too high).
+CREATE FUNCTION {schema}.mark_advance(q text, from_start boolean DEFAULT false, wait_ms integer DEFAULT 0)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m record;
     nr timestamptz;
@@ -142,9 +147,18 @@ DECLARE
     ras timestamptz[] := '{}';
     nids bigint[] := '{}';
     moved boolean := false;
+    timeout text := current_setting('lock_timeout');
 BEGIN
-    IF NOT pg_try_advisory_xact_lock({schema}.mark_lock_key(q)) THEN
-        RETURN false;
+    IF wait_ms > 0 THEN
+        BEGIN
+            PERFORM set_config('lock_timeout', wait_ms || 'ms', true);
+            PERFORM pg_advisory_xact_lock({schema}.mark_lock_key(q));
+            PERFORM set_config('lock_timeout', timeout, true);
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN 'busy';
+        END;
+    ELSIF NOT pg_try_advisory_xact_lock({schema}.mark_lock_key(q)) THEN
+        RETURN 'busy';
     END IF;
     FOR m IN SELECT * FROM {schema}.queue_marks_of(q) LOOP
         IF from_start THEN
@@ -173,7 +187,7 @@ BEGIN
     IF moved OR from_start THEN
         INSERT INTO {schema}.queue_marks (queue, is_advance, run_ats, ids) VALUES (q, true, ras, nids);
     END IF;
-    RETURN moved;
+    RETURN CASE WHEN moved THEN 'moved' ELSE 'same' END;
 END $$;
 
 -- The lowering triggers. Inserts: once per statement, per (queue, priority)
@@ -218,7 +232,7 @@ EXECUTE FUNCTION {schema}.jobs_mark_updated();
 -- The leader's pruning: every row older than its queue's newest advance is
 -- no longer read by anyone with a current snapshot.
 CREATE FUNCTION {schema}.queue_marks_prune() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH newest AS (
         SELECT queue, max(seq) AS seq FROM {schema}.queue_marks WHERE is_advance GROUP BY queue
     ),
@@ -230,3 +244,12 @@ LANGUAGE sql VOLATILE AS $$
     )
     SELECT count(*) FROM gone
 $$;
+
+-- Rights. The log is written only through the functions above, with the
+-- owner's rights (SECURITY DEFINER, a fixed search_path): a role that may
+-- enqueue can lower a mark (always safe: the triggers call mark_lower in
+-- its name, so it stays executable by everyone), never raise one. Advancing
+-- and pruning are the workers' (OPERATIONS.md, "Roles and privileges"); the
+-- claim reads the log.
+REVOKE EXECUTE ON FUNCTION {schema}.mark_advance(text, boolean, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.queue_marks_prune() FROM PUBLIC;
