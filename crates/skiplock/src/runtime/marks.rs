@@ -72,7 +72,11 @@ impl Service for Marks {
                 .collect();
             let waits = busy
                 .iter()
-                .map(|&i| if now - st.last[i].1 >= MARK_STARVED { MARK_WAIT.as_millis() as i32 } else { 0 })
+                .map(|&i| {
+                    // The repair, and a starved queue, wait for the lock.
+                    let wait = !st.repaired || now - st.last[i].1 >= MARK_STARVED;
+                    if wait { MARK_WAIT.as_millis() as i32 } else { 0 }
+                })
                 .collect();
             (!st.repaired, busy, waits)
         };
