@@ -206,6 +206,9 @@ impl FinishColumns {
     ) -> FinishColumns {
         let mut c = FinishColumns { keep_completed, ..FinishColumns::default() };
         let text = |s: &str| error_text(&redact(s));
+        // In id order, as the heartbeat's (see `heartbeat`): one lock order.
+        let mut items: Vec<(Lease, &Outcome)> = items.into_iter().collect();
+        items.sort_by_key(|(lease, _)| lease.id);
         for (lease, outcome) in items {
             let (outcome, error, delay) = match outcome {
                 Outcome::Completed => ("completed", None, Duration::ZERO),
@@ -310,10 +313,15 @@ pub(crate) async fn heartbeat(
     if leases.is_empty() && worker.is_none() {
         return Ok(Beat::default());
     }
-    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
-    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    // In id order: the statement locks the rows in the arrays' order, and
+    // every statement that locks many jobs' rows (this, the finish) must
+    // take them in one order, or two of them deadlock (40P01).
+    let mut order: Vec<usize> = (0..leases.len()).collect();
+    order.sort_by_key(|&i| leases[i].id);
+    let ids: Vec<i64> = order.iter().map(|&i| leases[i].id).collect();
+    let tokens: Vec<i64> = order.iter().map(|&i| leases[i].token).collect();
     let progress: Vec<Option<JsonText<'_>>> =
-        (0..leases.len()).map(|i| progress.get(i).and_then(|p| p.as_deref()).map(JsonText)).collect();
+        order.iter().map(|&i| progress.get(i).and_then(|p| p.as_deref()).map(JsonText)).collect();
     let (id, instance, running) = match worker {
         Some(w) => (Some(w.id), Some(w.instance), Some(w.running)),
         None => (None, None, None),
