@@ -5,7 +5,7 @@ use serde_json::Value;
 use skiplock::Schema;
 use tokio_postgres::Client as Pg;
 
-use crate::support::{TestDb, fresh};
+use crate::support::{TestDb, explain_json, fresh};
 
 /// The worker's statement with no outcomes to write: a plain claim of 100.
 const CLAIM_ONLY: &str = "('{}', '{}', '{}', '{}', '{}', 'default', 100, 30000, 'w', true)";
@@ -49,16 +49,7 @@ fn statement_name(file: &str) -> String {
 /// The plan of a prepared statement, as JSON.
 async fn plan(pg: &Pg, file: &str, args: &str, analyze: bool) -> Value {
     let opts = if analyze { "ANALYZE, BUFFERS, " } else { "" };
-    let sql = format!("EXPLAIN ({opts}FORMAT JSON) EXECUTE {}{args}", statement_name(file));
-    let rows = pg.simple_query(&sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
-    let text = rows
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .unwrap();
-    serde_json::from_str::<Value>(&text).unwrap()[0]["Plan"].clone()
+    explain_json(pg, &format!("EXPLAIN ({opts}FORMAT JSON) EXECUTE {}{args}", statement_name(file))).await
 }
 
 /// Every node of a plan, depth first (init plans and CTEs included).

@@ -14,7 +14,7 @@ use rand::Rng as _;
 use skiplock::{EnqueueOptions, NewJob, Outcome};
 use tokio_postgres::Client as Pg;
 
-use crate::support::{TestDb, fresh};
+use crate::support::{TestDb, explain_json, fresh};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -325,27 +325,17 @@ async fn claim_blocks(pg: &Pg, from_start: bool) -> i64 {
         .await
         .unwrap();
     }
-    let rows = pg
-        .simple_query(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-             SELECT a.id FROM skiplock.queue_marks_of('default') mk
-             CROSS JOIN LATERAL (SELECT a.id FROM skiplock.jobs a
-                 WHERE a.state = 'available' AND a.queue = 'default' AND a.priority = mk.priority
-                   AND (a.run_at, a.id) >= (mk.run_at, mk.id)
-                 ORDER BY a.run_at, a.id LIMIT 10 FOR UPDATE SKIP LOCKED) a LIMIT 10",
-        )
-        .await
-        .unwrap();
+    let p = explain_json(
+        pg,
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+         SELECT a.id FROM skiplock.queue_marks_of('default') mk
+         CROSS JOIN LATERAL (SELECT a.id FROM skiplock.jobs a
+             WHERE a.state = 'available' AND a.queue = 'default' AND a.priority = mk.priority
+               AND (a.run_at, a.id) >= (mk.run_at, mk.id)
+             ORDER BY a.run_at, a.id LIMIT 10 FOR UPDATE SKIP LOCKED) a LIMIT 10",
+    )
+    .await;
     pg.batch_execute("ROLLBACK").await.unwrap();
-    let text = rows
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let p = &plan[0]["Plan"];
     p["Shared Hit Blocks"].as_i64().unwrap() + p["Shared Read Blocks"].as_i64().unwrap()
 }
 

@@ -17,6 +17,20 @@ fn template_key() -> String {
     format!("skiplock-{}", skiplock::__private::fingerprint())
 }
 
+/// The plan of an `EXPLAIN (…, FORMAT JSON) …` statement run on `pg`: its
+/// top node (`Plan`).
+pub async fn explain_json(pg: &tokio_postgres::Client, explain: &str) -> serde_json::Value {
+    let rows = pg.simple_query(explain).await.unwrap_or_else(|e| panic!("{explain}: {e}"));
+    let text = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .expect("a plan");
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()[0]["Plan"].clone()
+}
+
 /// A fresh, migrated database and a default client.
 pub async fn fresh() -> TestDb {
     fresh_with(|b| b).await
