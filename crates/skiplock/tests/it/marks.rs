@@ -364,3 +364,70 @@ async fn an_advance_skips_or_waits_while_an_enqueue_is_in_flight() {
     assert_eq!(below_mark(&pg, "default").await, 0, "the advance did not pass the new job");
     assert_eq!(t.client.claim("default", 10, LEASE, "w").await.unwrap().len(), 2);
 }
+
+/// Enqueues that never leave the queue's lock free (a relay: each one
+/// commits only once the next holds the lock, as back-to-back enqueues from
+/// a busy service do) would starve a try-lock forever. A worker's advance
+/// that found the lock held for a while waits for it instead: the holder
+/// in flight commits, the next enqueue queues behind the advance, and the
+/// marks move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_worker_advances_the_marks_even_while_enqueues_never_leave_the_lock_free() {
+    let t = fresh().await;
+    let q = "relay";
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two enqueuers taking turns: each holds its transaction open (and the
+    // lock, taken by its insert's trigger) until the other has inserted,
+    // or 5 ms have passed (the other waits behind an advance: shorter than
+    // the advance's wait, as an enqueue's commit is).
+    let counts = Arc::new([AtomicI64::new(0), AtomicI64::new(0)]);
+    let mut relay = Vec::new();
+    for me in 0..2 {
+        let (mut pg, stop, counts) = (t.sql().await, stop.clone(), counts.clone());
+        relay.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let tx = pg.transaction().await.unwrap();
+                tx.execute("INSERT INTO skiplock.jobs (queue, kind) VALUES ('relay', 'm')", &[]).await.unwrap();
+                counts[me].fetch_add(1, Ordering::SeqCst);
+                let theirs = counts[1 - me].load(Ordering::SeqCst);
+                for _ in 0..5 {
+                    if counts[1 - me].load(Ordering::SeqCst) != theirs || stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    let worker = skiplock::Worker::builder(t.client.clone())
+        .queue(q, 10)
+        .register_any(None, |_args, _ctx| async { Ok(()) })
+        .build()
+        .unwrap()
+        .start();
+    let pg = t.sql().await;
+    let newest = async || -> Option<i64> {
+        pg.query_one("SELECT max(seq) FROM skiplock.queue_marks WHERE queue = $1 AND is_advance", &[&q])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    // The worker's first pass (the repair) writes one; then three more.
+    let (mut last, mut moves) = (newest().await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while moves < 4 {
+        assert!(std::time::Instant::now() < deadline, "the marks moved {moves} times in 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = newest().await;
+        if now != last {
+            (last, moves) = (now, moves + 1);
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for r in relay {
+        r.await.unwrap();
+    }
+    worker.shutdown().await;
+    assert_eq!(below_mark(&pg, q).await, 0);
+}
