@@ -9,8 +9,9 @@
 //! try-lock, so at most one moves it at a time and none waits, nor makes an
 //! enqueue wait. A queue whose enqueues keep the lock held (back to back, or
 //! one long transaction that enqueued) would starve its advance: once its
-//! last advance is [`MARK_STARVED`] old, the next pass waits up to
-//! [`MARK_WAIT`] for the lock (enqueues arriving meanwhile wait behind it).
+//! last advance is [`MARK_STARVED`] old, a pass waits up to [`MARK_WAIT`]
+//! for the lock, at most once per [`MARK_STARVED`] (enqueues arriving
+//! meanwhile wait behind it: at most 10 ms in every 250 ms).
 //! The first pass recomputes every queue's marks from the start of each
 //! priority: a restart repairs a mark left too high by a write that bypassed
 //! the triggers.
@@ -49,12 +50,17 @@ struct State {
     repaired: bool,
     /// Per queue: its claim count when last advanced, and when.
     last: Vec<(u64, Instant)>,
+    /// Per queue: when a pass last waited for its lock. A long transaction
+    /// that enqueued holds the lock until it ends; each wait makes the
+    /// queue's new enqueues wait too, so at most one per [`MARK_STARVED`].
+    waited: Vec<Option<Instant>>,
 }
 
 impl Marks {
     pub fn new(db: Db, queues: Vec<Arc<QueueRt>>) -> Self {
         let last = queues.iter().map(|_| (0, Instant::now())).collect();
-        Marks { db, queues, state: Mutex::new(State { repaired: false, last }) }
+        let waited = queues.iter().map(|_| None).collect();
+        Marks { db, queues, state: Mutex::new(State { repaired: false, last, waited }) }
     }
 }
 
@@ -73,8 +79,11 @@ impl Service for Marks {
             let waits = busy
                 .iter()
                 .map(|&i| {
-                    // The repair, and a starved queue, wait for the lock.
-                    let wait = !st.repaired || now - st.last[i].1 >= MARK_STARVED;
+                    // The repair, and a starved queue (not more than once
+                    // per MARK_STARVED), wait for the lock.
+                    let starved =
+                        now - st.last[i].1 >= MARK_STARVED && st.waited[i].is_none_or(|w| now - w >= MARK_STARVED);
+                    let wait = !st.repaired || starved;
                     if wait { MARK_WAIT.as_millis() as i32 } else { 0 }
                 })
                 .collect();
@@ -91,6 +100,9 @@ impl Service for Marks {
         st.repaired = true;
         let mut moved = 0;
         for (k, &i) in busy.iter().enumerate() {
+            if waits[k] > 0 {
+                st.waited[i] = Some(now);
+            }
             let state = done.iter().find(|(q, _)| *q == self.queues[i].name).map(|(_, s)| *s);
             match state {
                 Some(Advanced::Busy) | None => {}
