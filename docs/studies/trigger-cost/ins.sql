@@ -1,0 +1,1 @@
+INSERT INTO skiplock.jobs (kind) VALUES ('k');
