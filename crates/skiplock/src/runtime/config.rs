@@ -18,6 +18,10 @@ pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const POLL_INTERVAL_MAX_DEFAULT: Duration = Duration::from_secs(5);
 /// Most jobs one claim takes: 500.
 pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
+/// Most jobs a queue holds claimed beyond its free slots: 500. How many it
+/// holds follows how fast its jobs start (about 50 ms of starts), so slow
+/// jobs are hardly prefetched at all.
+pub const PREFETCH_DEFAULT: usize = 500;
 /// Most outcomes one completion statement writes: 1,000.
 pub const COMPLETE_BATCH_MAX_DEFAULT: usize = 1000;
 /// How long one attempt may run unless its kind or the job says otherwise:
@@ -53,16 +57,28 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Retry policy for its failed jobs (default: the worker's).
     pub backoff: Option<Backoff>,
+    /// Most jobs claimed ahead of free slots (default
+    /// [`PREFETCH_DEFAULT`]; 0 claims only what can start at once).
+    pub prefetch: usize,
 }
 
 impl QueueConfig {
     /// A queue running up to `concurrency` jobs at once.
     pub fn new(concurrency: usize) -> Self {
-        QueueConfig { concurrency, backoff: None }
+        QueueConfig { concurrency, backoff: None, prefetch: PREFETCH_DEFAULT }
     }
     /// Sets its retry policy.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
+        self
+    }
+    /// Sets the most jobs claimed ahead of free slots. They wait in this
+    /// process under a heartbeated lease; how many are held follows how
+    /// fast the queue's jobs start (about 50 ms of starts), up to this.
+    /// `0` claims only what can start at once, as for jobs that must start
+    /// in strict order across a fleet.
+    pub fn prefetch(mut self, most: usize) -> Self {
+        self.prefetch = most;
         self
     }
 }

@@ -17,6 +17,7 @@ use futures_util::FutureExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
+use super::prefetch::Tickets;
 use super::queue::{Done, QueueRt};
 use super::shared::Shared;
 use crate::events::Event;
@@ -45,14 +46,17 @@ enum Decided {
     },
 }
 
-/// Runs `job`, whose attempt the producer registered as `running`, in one of
-/// its queue's slots.
+/// Runs `job`, whose attempt the producer registered as `running` when its
+/// claim was answered (at `claimed`), once one of its queue's slots is
+/// free. `held` is its place in the queue's budget (prefetch.rs), given
+/// back when its outcome is handed in.
 pub(crate) async fn run(
     sh: Arc<Shared>,
     q: Arc<QueueRt>,
     job: ClaimedJob,
     running: Arc<RunningJob>,
-    slot: OwnedSemaphorePermit,
+    held: Tickets,
+    claimed: Instant,
 ) {
     let span =
         tracing::info_span!("skiplock.job", id = job.id, kind = %job.kind, attempt = job.attempt, queue = %job.queue);
@@ -60,10 +64,17 @@ pub(crate) async fn run(
     crate::trace::continue_in(&span, &job.meta);
     async move {
         let lease = job.lease;
+        let Some(slot) = slot_for(&sh, &q, &running).await else {
+            give_back(&sh, &q, &job, &running);
+            return;
+        };
+        sh.running.started(lease);
         let _counted = q.metrics.count_running();
         let mut guard = Guard { sh: &sh, q: &q, lease, kind: &job.kind, attempt: job.attempt, armed: true };
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
-            q.metrics.latency.record(wait.as_secs_f64());
+            // From due to started: the claim's part, and the time it waited
+            // here for a slot.
+            q.metrics.latency.record((wait + claimed.elapsed()).as_secs_f64());
         }
         // Dashboard statistics: this attempt's kind and queue time (stats.rs).
         sh.stats.started(&job);
@@ -95,7 +106,9 @@ pub(crate) async fn run(
                     },
                     reason = stop_requested(&sh, &running) => Ended::Dropped(reason),
                 };
-                metrics::histogram!(m::JOB_RUN_SECONDS, "kind" => label).record(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                q.budget.ran(took);
+                metrics::histogram!(m::JOB_RUN_SECONDS, "kind" => label).record(took.as_secs_f64());
                 decide(&running, ended)
             }
             None => {
@@ -119,9 +132,42 @@ pub(crate) async fn run(
         // (the heartbeat keeps the lease meanwhile).
         sh.outbox.push(Done::new(lease, outcome, q.clone(), &job.kind, job.attempt)).await;
         drop(slot);
+        drop(held);
     }
     .instrument(span)
     .await
+}
+
+/// Waits for a free slot, unless the job must not start: the worker stops
+/// claiming (shutdown), or its attempt was asked to stop (its lease is
+/// lost, or an operator cancelled it) while it waited.
+async fn slot_for(sh: &Shared, q: &QueueRt, running: &RunningJob) -> Option<OwnedSemaphorePermit> {
+    let stopped = || sh.tokens.fetch.is_cancelled() || running.token.is_cancelled();
+    if stopped() {
+        return None;
+    }
+    if let Ok(slot) = q.slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    tokio::select! {
+        biased;
+        _ = sh.tokens.fetch.cancelled() => None,
+        _ = running.token.cancelled() => None,
+        slot = q.slots.clone().acquire_owned() => Some(slot.expect("the semaphore is never closed")),
+    }
+}
+
+/// Hands back a job that never started: to available with its attempt
+/// unused (the outcome `released`), or cancelled if that is why it stopped.
+/// A lost lease's outcome is found stale and changes nothing.
+fn give_back(sh: &Shared, q: &Arc<QueueRt>, job: &ClaimedJob, running: &RunningJob) {
+    let outcome = match running.cancel_reason() {
+        Some(CancelReason::Cancelled) => Outcome::Cancelled(Some("cancelled before it started".to_owned())),
+        _ => Outcome::Released,
+    };
+    tracing::debug!(id = job.id, ?outcome, "a prefetched job is handed back unstarted");
+    sh.running.handler_ended(job.lease);
+    sh.outbox.push_now(Done::new(job.lease, outcome, q.clone(), &job.kind, job.attempt));
 }
 
 /// The queue's retry wait after `attempt` failed. A custom backoff is user

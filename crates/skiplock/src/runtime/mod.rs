@@ -36,6 +36,7 @@ mod executor;
 mod heartbeat;
 pub(crate) mod marks;
 mod outbox;
+mod prefetch;
 mod producer;
 mod queue;
 mod registry;
@@ -144,12 +145,12 @@ pub(crate) fn start(db: Db, cfg: Arc<Config>, events: Events, maintenance: Optio
         .iter()
         .map(|(name, qc)| {
             let backoff = qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone());
-            Arc::new(QueueRt::new(name, qc.concurrency, backoff))
+            Arc::new(QueueRt::new(name, qc.concurrency, qc.prefetch, backoff))
         })
         .collect();
-    // Room for every slot's outcome plus a batch: executors wait for room
-    // only when the database cannot keep up.
-    let total: usize = queues.iter().map(|q| q.concurrency).sum();
+    // Room for every held job's outcome plus a batch: executors wait for
+    // room only when the database cannot keep up.
+    let total: usize = queues.iter().map(|q| q.budget.capacity()).sum();
     let tokens = Tokens::new();
     let shared = Arc::new(Shared {
         db,

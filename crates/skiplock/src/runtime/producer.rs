@@ -1,5 +1,6 @@
-//! Producers: claim batches sized to the free slots, hand each job to an
-//! executor, and carry waiting outcomes along in the same statement.
+//! Producers: claim batches sized to the room in the queue's budget (its
+//! free slots and its prefetch, prefetch.rs), hand each job to an executor,
+//! and carry waiting outcomes along in the same statement.
 //!
 //! A claim whose answer is lost (the connection dropped or timed out while
 //! the statement was under way) may have been committed: the jobs it took
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::prefetch::Tickets;
 use super::queue::{Done, QueueRt};
 use super::shared::Shared;
 use super::{completer, executor};
@@ -21,7 +23,7 @@ use crate::handler::{CancelReason, RunningJob};
 use crate::job::Outcome;
 use crate::service::sleep_or;
 
-/// Longest wait for more free slots before claiming on a busy queue.
+/// Longest wait for more room before claiming on a busy queue.
 const GATHER: Duration = Duration::from_millis(1);
 /// First pause after a failed claim.
 const RETRY_MIN: Duration = Duration::from_millis(50);
@@ -46,32 +48,34 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         if !sh.registry.is_registered() && !sh.registry.wait(&sh.tokens.fetch).await {
             return;
         }
-        // Wait for one free slot, then take every other free one: the claim
-        // asks for exactly what can start now, never more.
-        let mut permit = tokio::select! {
-            p = q.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = sh.tokens.fetch.cancelled() => return,
-        };
-        let extra = q.slots.available_permits().min(cap - 1);
-        if extra > 0
-            && let Ok(more) = q.slots.clone().try_acquire_many_owned(extra as u32)
-        {
-            permit.merge(more);
-        }
-        // Busy queue, few free slots: the jobs just started are likely about
+        // Wait for room in the queue's budget (its free slots and the
+        // prefetch its start rate calls for, prefetch.rs), then take all of
+        // it up to a claim's share.
+        let Some(mut held) = room(&sh, &q, cap).await else { return };
+        // Busy queue, little room: the jobs just started are likely about
         // to finish. Wait a moment for half a batch rather than send a
         // nearly empty claim (each costs a commit).
         let half = cap / 2;
-        if last_full && permit.num_permits() < half {
-            let need = (half - permit.num_permits()) as u32;
-            if let Ok(Ok(more)) = tokio::time::timeout(GATHER, q.slots.clone().acquire_many_owned(need)).await {
-                permit.merge(more);
+        if last_full && held.count() < half {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while held.count() < half {
+                let freed = q.budget.freed();
+                let mut freed = std::pin::pin!(freed);
+                freed.as_mut().enable();
+                let limit = q.budget.limit();
+                if let Some(more) = q.budget.try_take(limit, half - held.count()) {
+                    held.merge(more);
+                    continue;
+                }
+                if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                    break;
+                }
             }
         }
         if sh.reconcile_needed.load(Ordering::Acquire)
             && let Err(e) = reconcile(&sh).await
         {
-            drop(permit);
+            drop(held);
             tracing::warn!(queue = %q.name, error = %e, "cannot yet give back jobs a lost claim may have taken; retrying");
             // Soon, whatever the claims' backoff: those jobs' leases run.
             if !sleep_or(&sh.tokens.fetch, retry.min(RECONCILE_RETRY)).await {
@@ -80,7 +84,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
             retry = (retry * 2).min(CLAIM_RETRY_MAX);
             continue;
         }
-        let want = permit.num_permits();
+        let want = held.count();
         busy.set(true);
         // Outcomes waiting in the outbox ride along: one statement, one
         // commit, for the outcomes and the next claim.
@@ -108,9 +112,10 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                     sh.events.emit(Event::Claimed { queue: q.name.clone(), count: got });
                     // An answer so late that the lease might run out before
                     // the first heartbeat: give the jobs back unstarted.
-                    let late = Instant::now() + cfg.lease / 4 >= sent + cfg.lease;
+                    let answered = Instant::now();
+                    let late = answered + cfg.lease / 4 >= sent + cfg.lease;
                     for job in jobs {
-                        let slot = permit.split(1).expect("one permit per claimed job");
+                        let ticket = held.split_one().expect("one ticket per claimed job");
                         let running = Arc::new(RunningJob::new(&job, sh.running.token()));
                         for older in sh.running.register(job.lease, running.clone(), sent + cfg.lease) {
                             tracing::warn!(
@@ -132,15 +137,15 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                                 &job.kind,
                                 job.attempt,
                             ));
-                            drop(slot);
+                            drop(ticket);
                             continue;
                         }
-                        let task = executor::run(sh.clone(), q.clone(), job, running, slot);
+                        let task = executor::run(sh.clone(), q.clone(), job, running, ticket, answered);
                         sh.tracker.spawn(task);
                     }
                 }
                 drop(gate);
-                drop(permit);
+                drop(held);
                 last_full = got == want;
                 if got == want {
                     // A full batch: there is likely more. Claim again as soon
@@ -164,7 +169,7 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
                     done.mark_resent();
                 }
                 drop(gate);
-                drop(permit);
+                drop(held);
                 busy.set(false);
                 if !e.is_transient() && !done.is_empty() {
                     // The database refused the statement, perhaps for an
@@ -208,6 +213,31 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
             _ = sh.tokens.fetch.cancelled() => return,
         };
         sh.events.emit(Event::Woken { queue: q.name.clone(), source });
+    }
+}
+
+/// Waits for room in `q`'s budget and takes up to `cap` tickets; `None` at
+/// shutdown.
+async fn room(sh: &Shared, q: &QueueRt, cap: usize) -> Option<Tickets> {
+    loop {
+        if sh.tokens.fetch.is_cancelled() {
+            return None;
+        }
+        let freed = q.budget.freed();
+        let mut freed = std::pin::pin!(freed);
+        // Registered before the check, so a job that finishes between the
+        // check and the wait still wakes it.
+        freed.as_mut().enable();
+        if let Some(t) = q.budget.try_take(q.budget.limit(), cap) {
+            return Some(t);
+        }
+        tokio::select! {
+            // Room comes back only as held jobs finish (the start rate, and
+            // with it the limit, grows only as slots free up, which is
+            // when jobs finish).
+            _ = freed => {}
+            _ = sh.tokens.fetch.cancelled() => return None,
+        }
     }
 }
 

@@ -1,12 +1,13 @@
-//! One queue as the runtime sees it: its free slots, its producers' wakers,
-//! its retry policy and its metric handles; and [`Done`], an outcome on its
-//! way from an executor to the database.
+//! One queue as the runtime sees it: its free slots and prefetch budget,
+//! its producers' wakers, its retry policy and its metric handles; and
+//! [`Done`], an outcome on its way from an executor to the database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::prefetch::Budget;
 use crate::Backoff;
 use crate::events::WakeSource;
 use crate::job::{Lease, Outcome};
@@ -20,9 +21,10 @@ pub(crate) const PRODUCERS_PER_QUEUE: usize = 2;
 /// One queue a worker serves.
 pub(crate) struct QueueRt {
     pub name: String,
-    pub concurrency: usize,
     /// Free execution slots, shared by the queue's producers.
     pub slots: Arc<Semaphore>,
+    /// Jobs claimed and not yet finished, slots and prefetch together.
+    pub budget: Arc<Budget>,
     /// One waker per producer (NOTIFY, reconnect, resume, a sibling's full
     /// batch).
     pub wakers: Vec<Notify>,
@@ -35,11 +37,11 @@ pub(crate) struct QueueRt {
 }
 
 impl QueueRt {
-    pub fn new(name: &str, concurrency: usize, backoff: Backoff) -> Self {
+    pub fn new(name: &str, concurrency: usize, prefetch: usize, backoff: Backoff) -> Self {
         QueueRt {
             name: name.to_owned(),
-            concurrency,
             slots: Arc::new(Semaphore::new(concurrency)),
+            budget: Arc::new(Budget::new(concurrency, prefetch)),
             wakers: (0..PRODUCERS_PER_QUEUE.min(concurrency)).map(|_| Notify::new()).collect(),
             wake_source: AtomicU8::new(WakeSource::Poll as u8),
             backoff,
@@ -57,9 +59,10 @@ impl QueueRt {
         }
     }
 
-    /// Most jobs one of its producers claims at once.
+    /// Most jobs one of its producers claims at once: its share of the
+    /// slots and the deepest prefetch.
     pub fn claim_cap(&self, claim_batch_max: usize) -> usize {
-        self.concurrency.div_ceil(self.wakers.len()).clamp(1, claim_batch_max)
+        self.budget.capacity().div_ceil(self.wakers.len()).clamp(1, claim_batch_max)
     }
 }
 

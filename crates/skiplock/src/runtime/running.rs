@@ -36,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 /// Where an attempt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Claimed ahead of a free slot (prefetch.rs): its handler has not
+    /// started.
+    Waiting,
     /// Its handler runs.
     Running,
     /// Its handler has ended; its outcome waits to be written.
@@ -89,15 +92,24 @@ impl RunningJobs {
         let mut asked = Vec::new();
         for l in older {
             if let Some(e) = map.get(&l)
-                && e.phase == Phase::Running
+                && e.phase != Phase::Pending
                 && !e.job.token.is_cancelled()
             {
                 e.job.cancel(CancelReason::LeaseLost);
                 asked.push(l);
             }
         }
-        map.insert(lease, Entry { job, deadline, phase: Phase::Running });
+        map.insert(lease, Entry { job, deadline, phase: Phase::Waiting });
         asked
+    }
+
+    /// The handler of `lease` starts (it had waited for a slot).
+    pub fn started(&self, lease: Lease) {
+        if let Some(e) = self.map().get_mut(&lease)
+            && e.phase == Phase::Waiting
+        {
+            e.phase = Phase::Running;
+        }
     }
 
     /// The handler of `lease` has ended: its entry waits for its outcome.
@@ -113,11 +125,11 @@ impl RunningJobs {
         self.map().remove(&lease);
     }
 
-    /// Asks the handler of `lease` to stop, if it still runs. True if it was
-    /// asked now (not before).
+    /// Asks the handler of `lease` to stop, if it still runs or has not
+    /// started. True if it was asked now (not before).
     pub fn cancel(&self, lease: Lease, reason: CancelReason) -> bool {
         let job = match self.map().get(&lease) {
-            Some(e) if e.phase == Phase::Running => e.job.clone(),
+            Some(e) if e.phase != Phase::Pending => e.job.clone(),
             _ => return false,
         };
         if job.token.is_cancelled() {
@@ -127,18 +139,18 @@ impl RunningJobs {
         true
     }
 
-    /// The running attempts of job `id` (an operator's cancel names a job,
-    /// not an attempt).
+    /// The attempts of job `id` running or waiting to (an operator's cancel
+    /// names a job, not an attempt).
     pub fn running_of(&self, id: i64) -> Vec<Lease> {
-        self.map().iter().filter(|(l, e)| l.id == id && e.phase == Phase::Running).map(|(l, _)| *l).collect()
+        self.map().iter().filter(|(l, e)| l.id == id && e.phase != Phase::Pending).map(|(l, _)| *l).collect()
     }
 
-    /// Running attempts not asked to stop whose lease runs out within
-    /// `margin` of `now`.
+    /// Attempts running or waiting to, not asked to stop, whose lease runs
+    /// out within `margin` of `now`.
     pub fn expiring(&self, now: Instant, margin: std::time::Duration) -> Vec<Lease> {
         self.map()
             .iter()
-            .filter(|(_, e)| e.phase == Phase::Running && now + margin >= e.deadline && !e.job.token.is_cancelled())
+            .filter(|(_, e)| e.phase != Phase::Pending && now + margin >= e.deadline && !e.job.token.is_cancelled())
             .map(|(l, _)| *l)
             .collect()
     }
@@ -191,7 +203,7 @@ impl RunningJobs {
         self.jobs.cancel();
     }
 
-    /// Handlers running now.
+    /// Handlers running now (not the jobs waiting for a slot).
     pub fn running(&self) -> usize {
         self.map().values().filter(|e| e.phase == Phase::Running).count()
     }
@@ -219,7 +231,10 @@ mod tests {
         let old_job = job(7);
         let now = Instant::now();
         assert!(r.register(old, old_job.clone(), now).is_empty());
+        r.started(old);
+        assert_eq!(r.running(), 1);
         assert_eq!(r.register(new, job(7), now), vec![old]);
+        assert_eq!(r.running(), 1, "the old attempt runs on; the new one waits for a slot");
         assert_eq!(old_job.cancel_reason(), Some(CancelReason::LeaseLost));
         // The old attempt ends late: the new one is untouched.
         r.handler_ended(old);

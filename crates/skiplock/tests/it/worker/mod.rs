@@ -12,6 +12,7 @@ mod basics;
 mod leases;
 mod logs;
 mod outcomes;
+mod prefetch;
 mod stopping;
 mod wakeups;
 
