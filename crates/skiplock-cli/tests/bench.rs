@@ -47,7 +47,7 @@ async fn bench_quick_reports_every_workload() {
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(doc["quick"], true);
     assert!(doc["machine"]["postgres"]["server_version"].is_string(), "{}", doc["machine"]);
-    for w in ["w1", "w2", "w3", "w4", "w5", "w6", "w7"] {
+    for w in ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"] {
         let section = &doc["workloads"][w];
         let rows = section["rows"].as_array().unwrap_or_else(|| panic!("{w} has no rows: {doc}"));
         assert!(!rows.is_empty(), "{w} has no rows");

@@ -16,6 +16,7 @@
 //! | `churn.rs`, `churn/*.sql` | W5: the hot table's size while a million jobs pass |
 //! | `dashboard.rs`, `dashboard/*.sql` | W6: dashboard pages beside a million archived jobs |
 //! | `pinned.rs` | W7: the drain while a long transaction pins the xmin horizon |
+//! | `fairness.rs` | W8: two workers' shares of one queue, and a late joiner |
 //! | `stats.rs`, `report.rs` | medians, spreads, percentiles; tables and JSON |
 //!
 //! docs/BENCHMARKS.md describes the method and holds the numbers.
@@ -28,6 +29,7 @@ mod depth;
 mod drain;
 mod enqueue;
 mod env;
+mod fairness;
 mod latency;
 mod pinned;
 mod report;
@@ -88,6 +90,8 @@ pub struct Scale {
     pub pinned_jobs: u64,
     /// W7: rounds under the pin.
     pub pinned_rounds: usize,
+    /// W8: jobs per part.
+    pub fairness_jobs: u64,
 }
 
 /// Runs of each workload in a full run: the machines are noisy, so the
@@ -116,6 +120,7 @@ impl Scale {
             dashboard_requests: 50,
             pinned_jobs: 100_000,
             pinned_rounds: 10,
+            fairness_jobs: 20_000,
         }
     }
 
@@ -141,6 +146,7 @@ impl Scale {
             dashboard_requests: 5,
             pinned_jobs: 2_000,
             pinned_rounds: 2,
+            fairness_jobs: 2_000,
         }
     }
 }
@@ -189,7 +195,16 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
         loadavg()
     ));
     let mut chosen = if args.workload.is_empty() {
-        vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4, Workload::W5, Workload::W6, Workload::W7]
+        vec![
+            Workload::W1,
+            Workload::W2,
+            Workload::W3,
+            Workload::W4,
+            Workload::W5,
+            Workload::W6,
+            Workload::W7,
+            Workload::W8,
+        ]
     } else {
         args.workload.clone()
     };
@@ -217,6 +232,7 @@ async fn suite(ctx: &Ctx, args: &Args, env: &Env) -> Result<()> {
             Workload::W5 => churn::run(&db, &scale).await,
             Workload::W6 => dashboard::run(&db, &scale).await,
             Workload::W7 => pinned::run(&db, &scale).await,
+            Workload::W8 => fairness::run(&db, &scale).await,
         }
         .with_context(|| format!("workload {w:?} failed"))?;
         section.load_before = load_before;

@@ -21,6 +21,8 @@ pub enum Unit {
     Millis,
     /// Bytes.
     Bytes,
+    /// A share, in percent.
+    Percent,
 }
 
 impl Unit {
@@ -30,6 +32,7 @@ impl Unit {
             Unit::Seconds => "s",
             Unit::Millis => "ms",
             Unit::Bytes => "MiB",
+            Unit::Percent => "%",
         }
     }
 
@@ -44,6 +47,7 @@ impl Unit {
             Unit::Millis if v < 10.0 => format!("{v:.2}"),
             Unit::Millis => format!("{v:.1}"),
             Unit::Bytes => format!("{:.2}", v / (1u64 << 20) as f64),
+            Unit::Percent => format!("{v:.1}"),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The worker the workloads measure: the real [`skiplock::Worker`] runtime
-//! with a no-op handler, and a tally of finished jobs read from its events
+//! with a no-op handler (or one that waits a set time), and a tally of finished jobs read from its events
 //! on a thread of its own.
 //!
 //! The worker's event channel holds 4,096 events and a slow receiver loses
@@ -8,8 +8,8 @@
 //! tally says so and [`Running::wait_for`] counts rows instead.
 
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -50,6 +50,8 @@ struct Tally {
     want: AtomicU64,
     /// Whether the LISTEN connection is up.
     listening: AtomicBool,
+    /// When the first handler started.
+    first_start: OnceLock<Instant>,
     changed: Notify,
 }
 
@@ -74,11 +76,32 @@ pub async fn start(db: &Db, client: Client, concurrency: usize) -> Result<Runnin
 /// keeps completed jobs in the archive or, if not `keep_completed`, deletes
 /// them.
 pub async fn start_with(db: &Db, client: Client, concurrency: usize, keep_completed: bool) -> Result<Running> {
+    start_opts(db, client, concurrency, keep_completed, Duration::ZERO).await
+}
+
+/// Starts a worker whose jobs each take `work` (a timer, no CPU), keeping
+/// completed jobs in the archive.
+pub async fn start_working(db: &Db, client: Client, concurrency: usize, work: Duration) -> Result<Running> {
+    start_opts(db, client, concurrency, true, work).await
+}
+
+async fn start_opts(
+    db: &Db,
+    client: Client,
+    concurrency: usize,
+    keep_completed: bool,
+    work: Duration,
+) -> Result<Running> {
     let rows_before = db.count(if keep_completed { Count::Archived } else { Count::Hot }).await?;
     let worker = Worker::builder(client)
         .queue(db::QUEUE, concurrency)
         .keep_completed(keep_completed)
-        .register(|_job: Noop, _ctx| async { Ok(()) })
+        .register(move |_job: Noop, _ctx| async move {
+            if !work.is_zero() {
+                tokio::time::sleep(work).await;
+            }
+            Ok(())
+        })
         .build()?;
     let tally = Arc::new(Tally::default());
     let events = worker.subscribe();
@@ -100,6 +123,11 @@ fn count(mut events: broadcast::Receiver<Event>, tally: &Tally) {
             Ok(Event::Claimed { count, .. }) => {
                 tally.claims.fetch_add(1, Ordering::Relaxed);
                 tally.claimed.fetch_add(count as u64, Ordering::Relaxed);
+            }
+            Ok(Event::Started { .. }) => {
+                if tally.first_start.get().is_none() {
+                    let _ = tally.first_start.set(Instant::now());
+                }
             }
             Ok(Event::ListenerConnected) => {
                 tally.listening.store(true, Ordering::Release);
@@ -146,6 +174,11 @@ impl Running {
     /// Claims that returned jobs so far, and the jobs they returned.
     pub fn claims(&self) -> (u64, u64) {
         (self.tally.claims.load(Ordering::Relaxed), self.tally.claimed.load(Ordering::Relaxed))
+    }
+
+    /// When its first handler started, if one has.
+    pub fn first_start(&self) -> Option<Instant> {
+        self.tally.first_start.get().copied()
     }
 
     /// Events the tally lost.

@@ -71,6 +71,8 @@ pub enum Workload {
     W6,
     /// Pinned: the drain while a long transaction pins the xmin horizon
     W7,
+    /// Fairness: two workers' shares of one queue of 10 ms jobs, and a late joiner
+    W8,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
