@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::value::RawValue;
-use skiplock::{CancelReason, JobContext, JobError, Worker};
+use skiplock::{CancelReason, JobContext, JobError, QueueConfig, Worker};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +103,11 @@ pub struct Args {
     /// Jobs of each queue running at once
     #[arg(long, value_name = "N", default_value_t = CONCURRENCY_DEFAULT)]
     concurrency: usize,
+    /// Most jobs of each queue claimed ahead of free slots, waiting here under a heartbeated
+    /// lease; how many follows the commands' mean run time (about 50 ms of work). 0 claims only
+    /// what can start at once
+    #[arg(long, value_name = "N", default_value_t = skiplock::PREFETCH_DEFAULT)]
+    prefetch: usize,
     /// The command, run as `sh -c COMMAND` once per attempt
     #[arg(long, value_name = "COMMAND", required = true, allow_hyphen_values = true)]
     exec: OsString,
@@ -181,7 +186,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let client = ctx.client_with(&url, pool)?;
     let mut builder = Worker::builder(client.clone());
     for q in &queues {
-        builder = builder.queue(q, args.concurrency);
+        builder = builder.queue_with(q, QueueConfig::new(args.concurrency).prefetch(args.prefetch));
     }
     if let Some(lease) = lease {
         builder = builder.lease(lease);
