@@ -530,6 +530,10 @@ async fn bad_flags_are_one_line_errors() {
             &["--queue", "q", "--concurrency", "0", "--exec", "true"][..],
             "error: invalid --concurrency: must be at least 1",
         ),
+        (
+            &["--queue", "q", "--prefetch", "100001", "--exec", "true"],
+            "error: invalid --prefetch: must be at most 100000",
+        ),
         (&["--queue", "bad name", "--exec", "true"], "error: invalid queue: "),
         (&["--queue", "q", "--timeout", "5x", "--exec", "true"], "error: invalid --timeout: "),
         (&["--queue", "q", "--exec", "  "], "error: invalid --exec: is empty"),

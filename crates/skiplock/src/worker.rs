@@ -70,6 +70,9 @@ impl WorkerBuilder {
             self.errors.push(e);
         } else if config.concurrency == 0 {
             self.errors.push(Error::invalid("concurrency", format!("queue {queue:?} needs at least 1")));
+        } else if config.prefetch > crate::PREFETCH_MAX {
+            let max = crate::PREFETCH_MAX;
+            self.errors.push(Error::invalid("prefetch", format!("queue {queue:?} may hold at most {max} jobs ahead")));
         } else if self.cfg.queues.iter().any(|(q, _)| *q == queue) {
             self.errors.push(Error::invalid("queue", format!("{queue:?} is configured twice")));
         } else {

@@ -162,6 +162,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if args.concurrency == 0 {
         bail!("invalid --concurrency: must be at least 1");
     }
+    if args.prefetch > skiplock::PREFETCH_MAX {
+        bail!("invalid --prefetch: must be at most {}", skiplock::PREFETCH_MAX);
+    }
     let queues = args.queues.iter().map(|q| utf8("--queue", q)).collect::<Result<Vec<_>>>()?;
     let kinds = args.kinds.iter().map(|k| utf8("--kind", k)).collect::<Result<Vec<_>>>()?;
     let command = utf8("--exec", &args.exec)?;

@@ -22,6 +22,8 @@ pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
 /// holds follows how fast its jobs start (about 50 ms of starts), so slow
 /// jobs are hardly prefetched at all.
 pub const PREFETCH_DEFAULT: usize = 500;
+/// The largest prefetch a queue may be given: 100,000 jobs.
+pub const PREFETCH_MAX: usize = 100_000;
 /// Most outcomes one completion statement writes: 1,000.
 pub const COMPLETE_BATCH_MAX_DEFAULT: usize = 1000;
 /// How long one attempt may run unless its kind or the job says otherwise:
@@ -77,6 +79,16 @@ impl QueueConfig {
     /// fast the queue's jobs start (about 50 ms of starts), up to this.
     /// `0` claims only what can start at once, as for jobs that must start
     /// in strict order across a fleet.
+    ///
+    /// ```
+    /// use skiplock::QueueConfig;
+    ///
+    /// // Quick jobs: up to 1,000 claimed ahead of the 20 slots.
+    /// let thumbnails = QueueConfig::new(20).prefetch(1_000);
+    /// // One attempt each, in order: claim only what can start now.
+    /// let payouts = QueueConfig::new(4).prefetch(0);
+    /// # let _ = (thumbnails, payouts);
+    /// ```
     pub fn prefetch(mut self, most: usize) -> Self {
         self.prefetch = most;
         self

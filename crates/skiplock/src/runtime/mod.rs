@@ -4,14 +4,16 @@
 //!
 //! A job's path, file by file:
 //!
-//! 1. `producer.rs`: one or two per queue (`queue.rs`). Waits for free
-//!    slots and a reason to look (a wake-up, the poll interval, a full
-//!    batch), claims a batch sized to the free slots in one statement that
-//!    also carries waiting outcomes, registers each attempt in
-//!    `running.rs`, and spawns an executor per job.
-//! 2. `executor.rs`: runs one handler under its timeout, catching panics and
-//!    watching its cancellation token; decides the [`Outcome`] and puts it
-//!    in the outbox (`outbox.rs`).
+//! 1. `producer.rs`: one or two per queue (`queue.rs`). Waits for room in
+//!    the queue's budget (its free slots and the prefetch its jobs' run time
+//!    calls for, `prefetch.rs`) and a reason to look (a wake-up, the poll
+//!    interval, a full batch), claims a batch sized to the room in one
+//!    statement that also carries waiting outcomes, registers each attempt
+//!    in `running.rs`, and spawns an executor per job.
+//! 2. `executor.rs`: waits for a free slot (or hands the job back unstarted
+//!    at shutdown, on a cancel or a lost lease), then runs one handler under
+//!    its timeout, catching panics and watching its cancellation token;
+//!    decides the [`Outcome`] and puts it in the outbox (`outbox.rs`).
 //! 3. `completer.rs`: writes the outcomes no producer carried, in batches,
 //!    fenced by lease tokens; never drops one.
 //!

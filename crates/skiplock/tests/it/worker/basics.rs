@@ -67,6 +67,8 @@ async fn bad_worker_settings_are_rejected() {
     assert!(e.to_string().starts_with("invalid queue:"), "{e}");
     let e = builder(&t).queue("q", 0).build().err().unwrap();
     assert!(e.to_string().starts_with("invalid concurrency:"), "{e}");
+    let e = builder(&t).queue_with("q", skiplock::QueueConfig::new(1).prefetch(usize::MAX)).build().err().unwrap();
+    assert_eq!(e.to_string(), "invalid prefetch: queue \"q\" may hold at most 100000 jobs ahead");
     let e = builder(&t).queue("bad name", 1).build().err().unwrap();
     assert!(e.to_string().starts_with("invalid queue:"), "{e}");
     let e = builder(&t).queue("q", 1).register_raw("\"; drop table", None, |_a, _c| async { Ok(()) }).build();
