@@ -123,7 +123,7 @@ impl FromStr for JobState {
 
 /// A fencing lease on a running job: the job id and the token its claim was
 /// given. Writes that carry a lease act only while the token still matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Lease {
     /// The job.
     pub id: i64,

@@ -25,7 +25,8 @@
 //! `std::sync::Mutex`es: they are held for a few map operations and never
 //! across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -56,7 +57,9 @@ struct Entry {
 /// The attempts a worker holds; see the module doc.
 #[derive(Default)]
 pub(crate) struct RunningJobs {
-    map: Mutex<HashMap<Lease, Entry>>,
+    /// In lease order, so the attempts of one job are one range (the
+    /// prefetch makes this map hundreds of entries long).
+    map: Mutex<BTreeMap<Lease, Entry>>,
     /// The parent of every attempt's token.
     jobs: CancellationToken,
 }
@@ -79,7 +82,7 @@ impl RunningJobs {
         self.jobs.child_token()
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<Lease, Entry>> {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<Lease, Entry>> {
         self.map.lock().expect("not poisoned")
     }
 
@@ -88,7 +91,7 @@ impl RunningJobs {
     /// lease is gone): its handler is asked to stop. Returns the jobs asked.
     pub fn register(&self, lease: Lease, job: Arc<RunningJob>, deadline: Instant) -> Vec<Lease> {
         let mut map = self.map();
-        let older: Vec<Lease> = map.keys().filter(|l| l.id == lease.id && **l != lease).copied().collect();
+        let older: Vec<Lease> = map.range(attempts_of(lease.id)).map(|(l, _)| *l).filter(|l| *l != lease).collect();
         let mut asked = Vec::new();
         for l in older {
             if let Some(e) = map.get(&l)
@@ -142,7 +145,7 @@ impl RunningJobs {
     /// The attempts of job `id` running or waiting to (an operator's cancel
     /// names a job, not an attempt).
     pub fn running_of(&self, id: i64) -> Vec<Lease> {
-        self.map().iter().filter(|(l, e)| l.id == id && e.phase != Phase::Pending).map(|(l, _)| *l).collect()
+        self.map().range(attempts_of(id)).filter(|(_, e)| e.phase != Phase::Pending).map(|(l, _)| *l).collect()
     }
 
     /// Attempts running or waiting to, not asked to stop, whose lease runs
@@ -214,6 +217,11 @@ impl RunningJobs {
     }
 }
 
+/// Every lease of job `id`.
+fn attempts_of(id: i64) -> RangeInclusive<Lease> {
+    Lease { id, token: i64::MIN }..=Lease { id, token: i64::MAX }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +250,21 @@ mod tests {
         assert!(!r.cancel(old, CancelReason::LeaseLost), "a late lost answer finds nothing");
         assert_eq!(r.running_of(7), vec![new]);
         assert_eq!(r.beat_snapshot().leases, vec![new]);
+    }
+
+    #[test]
+    fn a_new_attempt_finds_only_its_own_jobs_older_attempts_among_many() {
+        let r = RunningJobs::default();
+        let now = Instant::now();
+        for id in 1..=500 {
+            r.register(Lease { id, token: 5 }, job(id), now);
+        }
+        let extreme = Lease { id: 250, token: i64::MIN };
+        assert_eq!(r.register(extreme, job(250), now), vec![Lease { id: 250, token: 5 }], "no neighbour's");
+        let asked = r.register(Lease { id: 250, token: i64::MAX }, job(250), now);
+        assert_eq!(asked, vec![extreme], "the one not asked before");
+        assert_eq!(r.running_of(250).len(), 3);
+        assert_eq!(r.running_of(251), vec![Lease { id: 251, token: 5 }]);
     }
 
     #[test]
