@@ -49,9 +49,9 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
             return;
         }
         // Wait for room in the queue's budget (its free slots and the
-        // prefetch its start rate calls for, prefetch.rs), then take all of
-        // it up to a claim's share.
-        let Some(mut held) = room(&sh, &q, cap).await else { return };
+        // prefetch its jobs' run time calls for, prefetch.rs), then take all
+        // of it up to a claim's share.
+        let Some(mut held) = room(&sh, &q, cap, None).await else { return };
         // Busy queue, little room: the jobs just started are likely about
         // to finish. Wait a moment for half a batch rather than send a
         // nearly empty claim (each costs a commit).
@@ -59,16 +59,9 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
         if last_full && held.count() < half {
             let deadline = tokio::time::Instant::now() + GATHER;
             while held.count() < half {
-                let freed = q.budget.freed();
-                let mut freed = std::pin::pin!(freed);
-                freed.as_mut().enable();
-                let limit = q.budget.limit();
-                if let Some(more) = q.budget.try_take(limit, half - held.count()) {
-                    held.merge(more);
-                    continue;
-                }
-                if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                    break;
+                match room(&sh, &q, half - held.count(), Some(deadline)).await {
+                    Some(more) => held.merge(more),
+                    None => break,
                 }
             }
         }
@@ -216,9 +209,9 @@ pub(crate) async fn run(sh: Arc<Shared>, q: Arc<QueueRt>, me: usize) {
     }
 }
 
-/// Waits for room in `q`'s budget and takes up to `cap` tickets; `None` at
-/// shutdown.
-async fn room(sh: &Shared, q: &QueueRt, cap: usize) -> Option<Tickets> {
+/// Waits for room in `q`'s budget and takes up to `most` tickets; `None` at
+/// shutdown, or once `deadline` has passed.
+async fn room(sh: &Shared, q: &QueueRt, most: usize, deadline: Option<tokio::time::Instant>) -> Option<Tickets> {
     loop {
         if sh.tokens.fetch.is_cancelled() {
             return None;
@@ -228,14 +221,20 @@ async fn room(sh: &Shared, q: &QueueRt, cap: usize) -> Option<Tickets> {
         // Registered before the check, so a job that finishes between the
         // check and the wait still wakes it.
         freed.as_mut().enable();
-        if let Some(t) = q.budget.try_take(q.budget.limit(), cap) {
+        if let Some(t) = q.budget.try_take(q.budget.limit(), most) {
             return Some(t);
         }
+        let until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            // Room comes back only as held jobs finish (the start rate, and
-            // with it the limit, grows only as slots free up, which is
-            // when jobs finish).
+            // Room comes back only as held jobs finish (the limit, too,
+            // changes only as finished jobs' run times come in).
             _ = freed => {}
+            _ = until => return None,
             _ = sh.tokens.fetch.cancelled() => return None,
         }
     }
