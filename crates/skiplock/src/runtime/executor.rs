@@ -71,13 +71,14 @@ pub(crate) async fn run(
         sh.running.started(lease);
         let _counted = q.metrics.count_running();
         let mut guard = Guard { sh: &sh, q: &q, lease, kind: &job.kind, attempt: job.attempt, armed: true };
+        // From due to started: the claim's part, and the time it waited here
+        // for a slot.
+        let waited = claimed.elapsed();
         if let Ok(wait) = (job.attempted_at - job.run_at).to_std() {
-            // From due to started: the claim's part, and the time it waited
-            // here for a slot.
-            q.metrics.latency.record((wait + claimed.elapsed()).as_secs_f64());
+            q.metrics.latency.record((wait + waited).as_secs_f64());
         }
         // Dashboard statistics: this attempt's kind and queue time (stats.rs).
-        sh.stats.started(&job);
+        sh.stats.started(&job, waited);
         sh.events.emit(Event::Started { id: job.id, kind: job.kind.clone(), attempt: job.attempt });
 
         let started = Instant::now();

@@ -99,10 +99,11 @@ impl Recorder {
         self.state.lock().expect("not poisoned")
     }
 
-    /// An attempt started: remember its kind and queue time until its
-    /// outcome is written.
-    pub fn started(&self, job: &ClaimedJob) {
-        let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
+    /// An attempt started, `waited` after its claim (a prefetched job waits
+    /// for a slot): remember its kind and queue time until its outcome is
+    /// written.
+    pub fn started(&self, job: &ClaimedJob, waited: Duration) {
+        let wait = (job.attempted_at - job.run_at).to_std().unwrap_or_default() + waited;
         let mut st = self.state();
         if st.started.len() >= STARTED_MAX {
             st.started.clear();
@@ -228,7 +229,8 @@ mod tests {
         let r = Recorder::default();
         let mut job = ClaimedJob::for_test(1);
         job.run_at = job.attempted_at - chrono::TimeDelta::milliseconds(40);
-        r.started(&job);
+        // 40 ms to the claim, 60 more waiting for a slot.
+        r.started(&job, Duration::from_millis(60));
         r.finished(job.lease, "default", &Outcome::Completed, JobState::Completed);
         r.finished(job.lease, "default", &Outcome::Completed, JobState::Completed); // once only
         let (rows, keys) = r.changed();
@@ -241,7 +243,7 @@ mod tests {
         .percentile(0.5)
         .unwrap()
         .as_millis();
-        assert!((36..=44).contains(&ms), "{ms}");
+        assert!((90..=110).contains(&ms), "{ms}");
         // Written: nothing changed since, and the minute is kept until over.
         r.written(&keys, Utc::now());
         assert!(r.changed().1.is_empty());
