@@ -19,8 +19,8 @@ pub const POLL_INTERVAL_MAX_DEFAULT: Duration = Duration::from_secs(5);
 /// Most jobs one claim takes: 500.
 pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
 /// Most jobs a queue holds claimed beyond its free slots: 500. How many it
-/// holds follows how fast its jobs start (about 50 ms of starts), so slow
-/// jobs are hardly prefetched at all.
+/// holds follows its jobs' mean run time (enough for about 50 ms of work),
+/// so slow jobs are hardly prefetched at all.
 pub const PREFETCH_DEFAULT: usize = 500;
 /// The largest prefetch a queue may be given: 100,000 jobs.
 pub const PREFETCH_MAX: usize = 100_000;
@@ -75,8 +75,8 @@ impl QueueConfig {
         self
     }
     /// Sets the most jobs claimed ahead of free slots. They wait in this
-    /// process under a heartbeated lease; how many are held follows how
-    /// fast the queue's jobs start (about 50 ms of starts), up to this.
+    /// process under a heartbeated lease; how many are held follows the
+    /// queue's mean run time (enough for about 50 ms of work), up to this.
     /// `0` claims only what can start at once, as for jobs that must start
     /// in strict order across a fleet.
     ///
