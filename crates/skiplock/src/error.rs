@@ -72,6 +72,13 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
     #[error("database (sqlx): {0}")]
     Sqlx(#[source] sqlx::Error),
+    /// The error of a statement that carried this job together with other
+    /// calls' jobs ([`Client::enqueue`](crate::Client::enqueue) combines
+    /// concurrent calls), when the connection failed rather than the server
+    /// refusing it: every job of that statement gets this same error. As
+    /// with a lone call, the job may or may not have been committed.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// A job's arguments could not be encoded or decoded.
     #[error("job args for kind {kind:?}: {source}")]
     Json {
@@ -118,6 +125,7 @@ impl Error {
             Error::Transient(_) | Error::Pool(_) | Error::Timeout { .. } | Error::Tls { .. } => true,
             #[cfg(feature = "sqlx")]
             Error::Sqlx(e) => sqlx_transient(e),
+            Error::Shared(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -131,6 +139,7 @@ impl Error {
             | Error::Tls { source: Some(e), .. } => e.code().map(|c| c.code()),
             #[cfg(feature = "sqlx")]
             Error::Sqlx(e) => sqlx_pg_error(e).map(|db| db.code()),
+            Error::Shared(e) => e.sqlstate(),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
-use skiplock::Client;
+use skiplock::{Client, ClientBuilder};
 
 /// The skiplock schema the benchmark works in (dropped and recreated).
 pub const SCHEMA: &str = "skiplock_bench";
@@ -54,7 +54,12 @@ impl Db {
     /// A skiplock client on the benchmark's schema with up to `pool_size`
     /// connections.
     pub fn client(&self, pool_size: usize) -> Result<Client> {
-        Ok(Client::builder(&self.url).schema(SCHEMA)?.pool_size(pool_size).application_name(APPLICATION).build()?)
+        Ok(self.builder(pool_size)?.build()?)
+    }
+
+    /// The settings of [`Db::client`], to change some before building.
+    pub fn builder(&self, pool_size: usize) -> Result<ClientBuilder> {
+        Ok(Client::builder(&self.url).schema(SCHEMA)?.pool_size(pool_size).application_name(APPLICATION))
     }
 
     /// Drops the benchmark's schema and migrates a fresh one.

@@ -21,11 +21,13 @@ pub async fn run(db: &Db, scale: &Scale) -> Result<Section> {
     let ceiling = Ceiling::create(db).await?;
     let client = db.client(tasks)?;
     warm(&client, tasks).await?;
-    let (mut bulk, mut each, mut copy) = (Vec::new(), Vec::new(), Vec::new());
+    let alone = db.builder(tasks)?.combine_enqueues(false).build()?;
+    warm(&alone, tasks).await?;
+    let (mut bulk, mut each, mut each_alone, mut copy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut insert, mut insert_notify) = (Vec::new(), Vec::new());
     for run in 1..=scale.runs {
         progress(&format!(
-            "W1 run {run}/{}: enqueue_many, enqueue from {tasks} tasks, COPY, INSERT, INSERT + NOTIFY",
+            "W1 run {run}/{}: enqueue_many, enqueue from {tasks} tasks (combined, alone), COPY, INSERT, INSERT + NOTIFY",
             scale.runs
         ));
         db.truncate().await?;
@@ -34,6 +36,9 @@ pub async fn run(db: &Db, scale: &Scale) -> Result<Section> {
         db.truncate().await?;
         db.settle().await?;
         each.push(rate(each_n, enqueue_each(&client, each_n, tasks).await?));
+        db.truncate().await?;
+        db.settle().await?;
+        each_alone.push(rate(each_n, enqueue_each(&alone, each_n, tasks).await?));
         ceiling.truncate().await?;
         ceiling.settle().await?;
         copy.push(rate(bulk_n, ceiling.copy(bulk_n).await?));
@@ -63,8 +68,18 @@ pub async fn run(db: &Db, scale: &Scale) -> Result<Section> {
     );
     s.rows.push(
         Row::new(format!("enqueue x{}, {tasks} tasks", thousands(each_n as i64)), "throughput", Unit::JobsPerSec, each)
-            .against(insert)
-            .note(format!("ceiling: one INSERT per job, {tasks} connections")),
+            .against(insert.clone())
+            .note(format!("ceiling: one INSERT per job, {tasks} connections; concurrent calls share statements")),
+    );
+    s.rows.push(
+        Row::new(
+            format!("enqueue x{}, {tasks} tasks, each alone", thousands(each_n as i64)),
+            "throughput",
+            Unit::JobsPerSec,
+            each_alone,
+        )
+        .against(insert)
+        .note("combine_enqueues(false): a statement and a commit per call"),
     );
     s.rows.push(
         Row::new(

@@ -25,6 +25,7 @@ pub struct ClientBuilder {
     args_max_bytes: usize,
     application_name: String,
     notify_interval: Duration,
+    combine_enqueues: bool,
     ssl_mode: Option<SslMode>,
     ssl_root_cert: Option<PathBuf>,
     ssl_client_cert: Option<(PathBuf, PathBuf)>,
@@ -54,6 +55,7 @@ impl ClientBuilder {
             statement_mode: StatementMode::default(),
             statement_timeout: Some(STATEMENT_TIMEOUT_DEFAULT),
             notify_interval: NOTIFY_INTERVAL_DEFAULT,
+            combine_enqueues: true,
             args_max_bytes: validate::ARGS_MAX_BYTES_DEFAULT,
             application_name: "skiplock".to_owned(),
             ssl_mode: None,
@@ -145,6 +147,23 @@ impl ClientBuilder {
     /// enqueues in between.
     pub fn notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;
+        self
+    }
+
+    /// Whether concurrent [`Client::enqueue`] calls (one job each, no
+    /// unique key) share statements and commits (default `true`). Each call
+    /// still returns once its own job is committed, and a job the server
+    /// refuses fails alone; a lone call is sent at once. With `false`,
+    /// every call is a statement and a commit of its own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let client = skiplock::Client::builder("postgres://localhost/app").combine_enqueues(false).build()?;
+    /// # Ok::<(), skiplock::Error>(())
+    /// ```
+    pub fn combine_enqueues(mut self, on: bool) -> Self {
+        self.combine_enqueues = on;
         self
     }
 
@@ -293,7 +312,7 @@ impl ClientBuilder {
             statement_timeout: self.statement_timeout,
             pool: self.pool,
         })?;
-        Ok(Client::new(db, self.args_max_bytes, self.notify_interval))
+        Ok(Client::new(db, self.args_max_bytes, self.notify_interval, self.combine_enqueues))
     }
 }
 
@@ -313,8 +332,16 @@ impl Client {
         Client::builder(database_url).build()
     }
 
-    fn new(db: Db, args_max_bytes: usize, notify_interval: Duration) -> Client {
-        Client { inner: Arc::new(Inner { db, args_max_bytes, wakeups: wakeups::Wakeups::new(notify_interval) }) }
+    fn new(db: Db, args_max_bytes: usize, notify_interval: Duration, combine: bool) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                db,
+                args_max_bytes,
+                wakeups: wakeups::Wakeups::new(notify_interval),
+                combine,
+                coalescer: Default::default(),
+            }),
+        }
     }
 }
 

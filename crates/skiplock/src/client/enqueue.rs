@@ -362,7 +362,13 @@ fn final_states_literal(states: &[JobState]) -> Option<String> {
 }
 
 impl Client {
-    /// Enqueues one typed job, in its own transaction.
+    /// Enqueues one typed job, committed when the call returns.
+    ///
+    /// Concurrent calls of one client share statements and commits (group
+    /// commit; see [`ClientBuilder::combine_enqueues`](crate::ClientBuilder::combine_enqueues)):
+    /// a call that comes while the client's statements are in flight goes
+    /// with the next one. Each job's result and error are still its own.
+    /// Jobs with a unique key are always sent alone.
     ///
     /// # Errors
     ///
@@ -372,14 +378,19 @@ impl Client {
         self.enqueue_job(NewJob::typed(job, opts)?).await
     }
 
-    /// Enqueues one job of any kind, in its own transaction.
+    /// Enqueues one job of any kind, as [`Client::enqueue`] does.
     ///
     /// # Errors
     ///
     /// As [`Client::enqueue`].
     pub async fn enqueue_job(&self, job: NewJob) -> Result<Enqueued> {
-        let mut out = self.enqueue_many(vec![job]).await?;
-        Ok(out.pop().expect("one result per job"))
+        let unique = job.opts.unique_key.is_some() || job.opts.unique_args;
+        if !self.inner.combine || unique {
+            let mut out = self.enqueue_many(vec![job]).await?;
+            return Ok(out.pop().expect("one result per job"));
+        }
+        let cols = columns(vec![job], 0, 1, self.inner.args_max_bytes)?;
+        self.enqueue_combined(cols).await
     }
 
     /// Enqueues many jobs in one statement and one transaction: all or none.

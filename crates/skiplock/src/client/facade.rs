@@ -47,6 +47,10 @@ pub(super) struct Inner {
     pub args_max_bytes: usize,
     /// The NOTIFY rate limit's bookkeeping.
     pub wakeups: wakeups::Wakeups,
+    /// Whether concurrent single enqueues share statements.
+    pub combine: bool,
+    /// The single enqueues waiting for a statement.
+    pub coalescer: super::coalesce::Coalescer,
 }
 
 impl std::fmt::Debug for Client {

@@ -8,6 +8,7 @@
 //! - `builder.rs`: [`ClientBuilder`], the connections' settings.
 //! - `enqueue.rs`: what a caller enqueues ([`NewJob`], [`EnqueueOptions`]),
 //!   checked and laid out as columns, and the `enqueue*` calls.
+//! - `coalesce.rs`: concurrent single enqueues sharing statements.
 //! - `wakeups.rs`: the NOTIFY rate limit.
 //! - `lifecycle.rs`: claim, finish, heartbeat, rescue, promote by hand.
 //! - `admin.rs`: what an operator looks at and does.
@@ -16,6 +17,7 @@
 
 mod admin;
 mod builder;
+mod coalesce;
 mod depth_gauges;
 pub(crate) mod enqueue;
 mod facade;

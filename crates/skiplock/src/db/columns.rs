@@ -70,6 +70,24 @@ impl Columns {
         self.unique_key[i].is_some() || self.unique_args[i]
     }
 
+    /// Moves `other`'s jobs after this one's.
+    pub fn append(&mut self, mut other: Columns) {
+        self.queue.append(&mut other.queue);
+        self.kind.append(&mut other.kind);
+        self.args.append(&mut other.args);
+        self.priority.append(&mut other.priority);
+        self.run_at.append(&mut other.run_at);
+        self.delay_ms.append(&mut other.delay_ms);
+        self.max_attempts.append(&mut other.max_attempts);
+        self.unique_key.append(&mut other.unique_key);
+        self.tags.append(&mut other.tags);
+        self.meta.append(&mut other.meta);
+        self.timeout_ms.append(&mut other.timeout_ms);
+        self.unique_args.append(&mut other.unique_args);
+        self.unique_period_s.append(&mut other.unique_period_s);
+        self.unique_final.append(&mut other.unique_final);
+    }
+
     /// The jobs at `idx`, for asking again about some of them.
     pub fn subset(&self, idx: &[usize]) -> Columns {
         let mut c = Columns::default();

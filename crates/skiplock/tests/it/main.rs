@@ -3,6 +3,7 @@
 
 mod cancel;
 mod claim;
+mod combine;
 mod enqueue;
 mod examples;
 mod explain;
