@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::facade::Client;
 use crate::db::columns::Columns;
 use crate::error::{Error, Result};
 use crate::job::Enqueued;
@@ -57,81 +56,81 @@ impl std::fmt::Debug for Coalescer {
 
 /// Counts a sender out of [`State::in_flight`] however its task ends (also
 /// if the runtime drops it), so the next call starts another.
-struct InFlight(Client);
+struct InFlight<'a>(&'a Coalescer);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.inner.coalescer.state.lock().expect("not poisoned").in_flight -= 1;
+        self.0.state.lock().expect("not poisoned").in_flight -= 1;
     }
 }
 
-impl Client {
-    /// Sends `job` (one valid job without a unique key) in the next
-    /// statement that has room, and waits for its result.
-    pub(super) async fn enqueue_combined(&self, job: Columns) -> Result<Enqueued> {
+impl Coalescer {
+    /// Queues `job` (one valid job without a unique key) for the next
+    /// statement with room. The result comes on the receiver; `true` says
+    /// the caller must start a sender, [`Coalescer::send_waiting`], in a
+    /// task of its own (so a caller that gives up waiting does not strand
+    /// the other jobs of its statement).
+    pub fn submit(&self, job: Columns) -> (oneshot::Receiver<Result<Enqueued>>, bool) {
         let (reply, result) = oneshot::channel();
-        let start = {
-            let mut s = self.inner.coalescer.state.lock().expect("not poisoned");
-            s.waiting.push(Waiting { cols: job, reply });
-            let start = s.in_flight < IN_FLIGHT_MAX;
-            if start {
-                s.in_flight += 1;
-            }
-            start
-        };
+        let mut s = self.state.lock().expect("not poisoned");
+        s.waiting.push(Waiting { cols: job, reply });
+        let start = s.in_flight < IN_FLIGHT_MAX;
         if start {
-            // A task of its own, so a caller that gives up waiting does not
-            // strand the other jobs of its statement.
-            tokio::spawn(send_waiting(InFlight(self.clone())));
+            s.in_flight += 1;
         }
-        result.await.unwrap_or_else(|_| {
-            Err(Error::Pool("the task sending this enqueue stopped (the runtime is shutting down)".into()))
-        })
+        (result, start)
     }
-}
 
-/// Sends the waiting jobs, a statement at a time, until none are left.
-async fn send_waiting(guard: InFlight) {
-    let client = &guard.0;
-    loop {
-        // One turn of the scheduler first: the calls that the last
-        // statement's replies woke can come back with their next job.
-        tokio::task::yield_now().await;
-        let batch: Vec<Waiting> = {
-            let mut s = client.inner.coalescer.state.lock().expect("not poisoned");
-            let n = s.waiting.len().min(BATCH_MAX);
-            s.waiting.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            return;
-        }
-        let mut cols = Columns::default();
-        let mut replies = Vec::with_capacity(batch.len());
-        for w in batch {
-            cols.append(w.cols);
-            replies.push(w.reply);
-        }
-        match client.insert_combined(&cols).await {
-            Ok(done) => {
-                for (reply, e) in replies.into_iter().zip(done) {
-                    let _ = reply.send(Ok(e));
+    /// Sends the waiting jobs with `insert` (one statement for the jobs
+    /// it is given, which it hands back with the result), a statement at a
+    /// time, until none are left.
+    pub async fn send_waiting<F, Fut>(&self, insert: F)
+    where
+        F: Fn(Columns) -> Fut,
+        Fut: Future<Output = (Columns, Result<Vec<Enqueued>>)>,
+    {
+        let _counted = InFlight(self);
+        loop {
+            // One turn of the scheduler first: the calls that the last
+            // statement's replies woke can come back with their next job.
+            tokio::task::yield_now().await;
+            let batch: Vec<Waiting> = {
+                let mut s = self.state.lock().expect("not poisoned");
+                let n = s.waiting.len().min(BATCH_MAX);
+                s.waiting.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let mut cols = Columns::default();
+            let mut replies = Vec::with_capacity(batch.len());
+            for w in batch {
+                cols.append(w.cols);
+                replies.push(w.reply);
+            }
+            let (cols, result) = insert(cols).await;
+            match result {
+                Ok(done) => {
+                    for (reply, e) in replies.into_iter().zip(done) {
+                        let _ = reply.send(Ok(e));
+                    }
                 }
-            }
-            Err(e) if replies.len() == 1 => {
-                let _ = replies.pop().expect("one").send(Err(e));
-            }
-            Err(e) if refused(&e) => {
-                // Nothing was written: each job again, alone.
-                for (i, reply) in replies.into_iter().enumerate() {
-                    let one = cols.subset(&[i]);
-                    let r = client.insert_combined(&one).await.map(|mut v| v.pop().expect("one result per job"));
-                    let _ = reply.send(r);
+                Err(e) if replies.len() == 1 => {
+                    let _ = replies.pop().expect("one").send(Err(e));
                 }
-            }
-            Err(e) => {
-                let shared = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Shared(shared.clone())));
+                Err(e) if refused(&e) => {
+                    // Nothing was written: each job again, alone.
+                    for (i, reply) in replies.into_iter().enumerate() {
+                        let (_, r) = insert(cols.subset(&[i])).await;
+                        let r = r.map(|mut v| v.pop().expect("one result per job"));
+                        let _ = reply.send(r);
+                    }
+                }
+                Err(e) => {
+                    let shared = Arc::new(e);
+                    for reply in replies {
+                        let _ = reply.send(Err(Error::Shared(shared.clone())));
+                    }
                 }
             }
         }
@@ -148,15 +147,4 @@ fn refused(e: &Error) -> bool {
         _ => return false,
     };
     pg.as_db_error().is_some_and(|db| db.parsed_severity() == Some(tokio_postgres::error::Severity::Error))
-}
-
-impl Client {
-    /// One statement for the jobs of `cols` (none with a unique key), on a
-    /// pooled connection.
-    async fn insert_combined(&self, cols: &Columns) -> Result<Vec<Enqueued>> {
-        let db = self.db();
-        let conn = db.conn().await?;
-        // No `pg`: never a COPY, whose statements would need a transaction.
-        crate::db::insert::insert(db, conn.on(), None, cols, &|c| self.wake(c)).await
-    }
 }

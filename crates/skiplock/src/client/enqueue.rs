@@ -362,6 +362,38 @@ fn final_states_literal(states: &[JobState]) -> Option<String> {
 }
 
 impl Client {
+    /// Sends `job` (one valid job without a unique key) in the next
+    /// combined statement that has room (`coalesce.rs`), and waits for
+    /// its result.
+    async fn enqueue_combined(&self, job: Columns) -> Result<Enqueued> {
+        let (result, start) = self.inner.coalescer.submit(job);
+        if start {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let insert = |cols: Columns| {
+                    let client = client.clone();
+                    async move {
+                        let r = client.insert_combined(&cols).await;
+                        (cols, r)
+                    }
+                };
+                client.inner.coalescer.send_waiting(insert).await;
+            });
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(Error::Pool("the task sending this enqueue stopped (the runtime is shutting down)".into()))
+        })
+    }
+
+    /// One statement for the jobs of `cols` (none with a unique key), on a
+    /// pooled connection.
+    async fn insert_combined(&self, cols: &Columns) -> Result<Vec<Enqueued>> {
+        let db = self.db();
+        let conn = db.conn().await?;
+        // No `pg`: never a COPY, whose statements would need a transaction.
+        insert(db, conn.on(), None, cols, &|c| self.wake(c)).await
+    }
+
     /// Enqueues one typed job, committed when the call returns.
     ///
     /// Concurrent calls of one client share statements and commits (group
