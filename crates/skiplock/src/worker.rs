@@ -73,6 +73,11 @@ impl WorkerBuilder {
         } else if config.prefetch > crate::PREFETCH_MAX {
             let max = crate::PREFETCH_MAX;
             self.errors.push(Error::invalid("prefetch", format!("queue {queue:?} may hold at most {max} jobs ahead")));
+        } else if config.prefetch_wait.is_zero() || config.prefetch_wait > crate::PREFETCH_WAIT_MAX {
+            self.errors.push(Error::invalid(
+                "prefetch_wait",
+                format!("queue {queue:?} needs between 1ms and {}s", crate::PREFETCH_WAIT_MAX.as_secs()),
+            ));
         } else if self.cfg.queues.iter().any(|(q, _)| *q == queue) {
             self.errors.push(Error::invalid("queue", format!("{queue:?} is configured twice")));
         } else {

@@ -22,6 +22,12 @@ pub const CLAIM_BATCH_MAX_DEFAULT: usize = 500;
 /// holds follows its jobs' mean run time (enough for about 50 ms of work),
 /// so slow jobs are hardly prefetched at all.
 pub const PREFETCH_DEFAULT: usize = 500;
+/// The longest a job claimed ahead of a free slot waits for one before it is
+/// handed back, unstarted, for any worker with room: 1 second (20 times the
+/// 50 ms of work the prefetch is sized for).
+pub const PREFETCH_WAIT_DEFAULT: Duration = Duration::from_secs(1);
+/// The longest `prefetch_wait` a queue may be given: one hour.
+pub const PREFETCH_WAIT_MAX: Duration = Duration::from_secs(3600);
 /// The largest prefetch a queue may be given: 100,000 jobs.
 pub const PREFETCH_MAX: usize = 100_000;
 /// Most outcomes one completion statement writes: 1,000.
@@ -62,12 +68,15 @@ pub struct QueueConfig {
     /// Most jobs claimed ahead of free slots (default
     /// [`PREFETCH_DEFAULT`]; 0 claims only what can start at once).
     pub prefetch: usize,
+    /// The longest a job claimed ahead waits for a slot before it is handed
+    /// back (default [`PREFETCH_WAIT_DEFAULT`]).
+    pub prefetch_wait: Duration,
 }
 
 impl QueueConfig {
     /// A queue running up to `concurrency` jobs at once.
     pub fn new(concurrency: usize) -> Self {
-        QueueConfig { concurrency, backoff: None, prefetch: PREFETCH_DEFAULT }
+        QueueConfig { concurrency, backoff: None, prefetch: PREFETCH_DEFAULT, prefetch_wait: PREFETCH_WAIT_DEFAULT }
     }
     /// Sets its retry policy.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
@@ -91,6 +100,26 @@ impl QueueConfig {
     /// ```
     pub fn prefetch(mut self, most: usize) -> Self {
         self.prefetch = most;
+        self
+    }
+    /// Sets the longest a job claimed ahead waits for a slot. Past it, the
+    /// job goes back to the queue unstarted, its attempt unused, for any
+    /// worker with room, and this queue claims no more ahead until one of
+    /// its jobs finishes: the run time the prefetch was sized by is out of
+    /// date (quick jobs were followed by slow ones). At most
+    /// [`PREFETCH_WAIT_MAX`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use skiplock::QueueConfig;
+    ///
+    /// // Jobs are quick, but now and then one takes minutes: let no job
+    /// // wait behind them for more than 200 ms.
+    /// let mixed = QueueConfig::new(8).prefetch_wait(Duration::from_millis(200));
+    /// # let _ = mixed;
+    /// ```
+    pub fn prefetch_wait(mut self, wait: Duration) -> Self {
+        self.prefetch_wait = wait;
         self
     }
 }

@@ -141,7 +141,8 @@ pub(crate) async fn run(
 
 /// Waits for a free slot, unless the job must not start: the worker stops
 /// claiming (shutdown), or its attempt was asked to stop (its lease is
-/// lost, or an operator cancelled it) while it waited.
+/// lost, or an operator cancelled it) while it waited, or it waited
+/// the queue's `prefetch_wait` (it goes back for any worker with room).
 async fn slot_for(sh: &Shared, q: &QueueRt, running: &RunningJob) -> Option<OwnedSemaphorePermit> {
     let stopped = || sh.tokens.fetch.is_cancelled() || running.token.is_cancelled();
     if stopped() {
@@ -155,6 +156,11 @@ async fn slot_for(sh: &Shared, q: &QueueRt, running: &RunningJob) -> Option<Owne
         _ = sh.tokens.fetch.cancelled() => None,
         _ = running.token.cancelled() => None,
         slot = q.slots.clone().acquire_owned() => Some(slot.expect("the semaphore is never closed")),
+        () = tokio::time::sleep(q.budget.wait_max()) => {
+            // Claimed at a pace its slots no longer keep (prefetch.rs).
+            q.budget.waited_too_long();
+            None
+        }
     }
 }
 

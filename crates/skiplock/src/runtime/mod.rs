@@ -147,7 +147,7 @@ pub(crate) fn start(db: Db, cfg: Arc<Config>, events: Events, maintenance: Optio
         .iter()
         .map(|(name, qc)| {
             let backoff = qc.backoff.clone().unwrap_or_else(|| cfg.backoff.clone());
-            Arc::new(QueueRt::new(name, qc.concurrency, qc.prefetch, backoff))
+            Arc::new(QueueRt::new(name, qc, backoff))
         })
         .collect();
     // Room for every held job's outcome plus a batch: executors wait for

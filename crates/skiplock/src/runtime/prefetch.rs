@@ -15,9 +15,18 @@
 //! claims of hundreds); slow jobs almost none, so a job never waits long
 //! here while another worker has free slots, and two workers on one queue
 //! share it by their speed.
+//!
+//! The mean follows the jobs that finished, so it lags when a queue's
+//! quick jobs are followed by slow ones: the prefetch taken at the quick
+//! jobs' pace would then keep jobs waiting here behind slow ones. So a job
+//! that has waited the queue's `prefetch_wait` (default 1 s) for a slot is
+//! handed back unstarted (its
+//! attempt unused) for any worker with room, and the queue prefetches
+//! nothing more until one of its jobs finishes and brings the mean up to
+//! date.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -41,16 +50,24 @@ pub(crate) struct Budget {
     /// The mean run time in nanoseconds, smoothed (`f64` bits); NaN until
     /// a first job has finished.
     mean_ns: AtomicU64,
+    /// The longest a held job waits for a slot (the queue's
+    /// `prefetch_wait`).
+    wait_max: Duration,
+    /// Set when a job waited `wait_max` for a slot: no prefetch until the
+    /// next job finishes.
+    held_back: AtomicBool,
 }
 
 impl Budget {
-    pub fn new(concurrency: usize, prefetch_max: usize) -> Self {
+    pub fn new(concurrency: usize, prefetch_max: usize, wait_max: Duration) -> Self {
         Budget {
             concurrency,
             prefetch_max,
+            wait_max,
             held: AtomicUsize::new(0),
             freed: Notify::new(),
             mean_ns: AtomicU64::new(f64::NAN.to_bits()),
+            held_back: AtomicBool::new(false),
         }
     }
 
@@ -67,6 +84,19 @@ impl Budget {
         let mean = f64::from_bits(self.mean_ns.load(Ordering::Relaxed));
         let next = if mean.is_nan() { took } else { mean + WEIGHT * (took - mean) };
         self.mean_ns.store(next.to_bits(), Ordering::Relaxed);
+        self.held_back.store(false, Ordering::Relaxed);
+    }
+
+    /// The longest a held job waits for a slot.
+    pub fn wait_max(&self) -> Duration {
+        self.wait_max
+    }
+
+    /// Records that a held job waited [`Budget::wait_max`] for a slot: the
+    /// mean is out of date, so nothing more is prefetched until a job
+    /// finishes.
+    pub fn waited_too_long(&self) {
+        self.held_back.store(true, Ordering::Relaxed);
     }
 
     /// Jobs held now.
@@ -79,7 +109,7 @@ impl Budget {
     /// for [`HORIZON`] at the mean run time, up to the setting.
     pub fn limit(&self) -> usize {
         let mean = f64::from_bits(self.mean_ns.load(Ordering::Relaxed));
-        if self.prefetch_max == 0 || mean.is_nan() {
+        if self.prefetch_max == 0 || mean.is_nan() || self.held_back.load(Ordering::Relaxed) {
             return self.concurrency;
         }
         let per_slot = HORIZON.as_nanos() as f64 / mean.max(1.0);
@@ -154,9 +184,11 @@ impl Drop for Tickets {
 mod tests {
     use super::*;
 
+    const WAIT: Duration = Duration::from_secs(1);
+
     #[test]
     fn tickets_never_exceed_the_limit_and_come_back_when_dropped() {
-        let b = Arc::new(Budget::new(4, 0));
+        let b = Arc::new(Budget::new(4, 0, WAIT));
         assert_eq!(b.limit(), 4);
         let mut t = b.try_take(b.limit(), 10).expect("room");
         assert_eq!(t.count(), 4);
@@ -172,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_prefetch_follows_the_run_time_up_to_its_setting() {
-        let b = Budget::new(10, 300);
+        let b = Budget::new(10, 300, WAIT);
         assert_eq!(b.limit(), 10, "nothing has run yet: the slots only");
         // 10 ms jobs: 50 ms is five per slot.
         b.ran(Duration::from_millis(10));
@@ -187,8 +219,19 @@ mod tests {
             b.ran(Duration::from_secs(2));
         }
         assert_eq!(b.limit(), 10);
-        let off = Budget::new(3, 0);
+        let off = Budget::new(3, 0, WAIT);
         off.ran(Duration::from_micros(1));
         assert_eq!(off.limit(), 3, "no prefetch when it is off");
+    }
+
+    #[test]
+    fn a_job_that_waited_too_long_stops_the_prefetch_until_a_job_finishes() {
+        let b = Budget::new(10, 300, WAIT);
+        b.ran(Duration::from_millis(10));
+        assert_eq!(b.limit(), 10 + 50);
+        b.waited_too_long();
+        assert_eq!(b.limit(), 10, "the slots only: the run time is out of date");
+        b.ran(Duration::from_millis(10));
+        assert!(b.limit() > 10, "a finished job brings the prefetch back");
     }
 }

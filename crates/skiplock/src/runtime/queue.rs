@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use tokio::sync::{Notify, Semaphore};
 
 use super::prefetch::Budget;
-use crate::Backoff;
 use crate::events::WakeSource;
 use crate::job::{Lease, Outcome};
 use crate::metrics as m;
+use crate::{Backoff, QueueConfig};
 
 /// Claims in flight per queue at most. With one, a queue of quick jobs
 /// alternates between claiming and running; with two, one claim's round
@@ -37,12 +37,12 @@ pub(crate) struct QueueRt {
 }
 
 impl QueueRt {
-    pub fn new(name: &str, concurrency: usize, prefetch: usize, backoff: Backoff) -> Self {
+    pub fn new(name: &str, qc: &QueueConfig, backoff: Backoff) -> Self {
         QueueRt {
             name: name.to_owned(),
-            slots: Arc::new(Semaphore::new(concurrency)),
-            budget: Arc::new(Budget::new(concurrency, prefetch)),
-            wakers: (0..PRODUCERS_PER_QUEUE.min(concurrency)).map(|_| Notify::new()).collect(),
+            slots: Arc::new(Semaphore::new(qc.concurrency)),
+            budget: Arc::new(Budget::new(qc.concurrency, qc.prefetch, qc.prefetch_wait)),
+            wakers: (0..PRODUCERS_PER_QUEUE.min(qc.concurrency)).map(|_| Notify::new()).collect(),
             wake_source: AtomicU8::new(WakeSource::Poll as u8),
             backoff,
             metrics: QueueMetrics::new(name),

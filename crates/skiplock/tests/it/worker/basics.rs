@@ -69,6 +69,10 @@ async fn bad_worker_settings_are_rejected() {
     assert!(e.to_string().starts_with("invalid concurrency:"), "{e}");
     let e = builder(&t).queue_with("q", skiplock::QueueConfig::new(1).prefetch(usize::MAX)).build().err().unwrap();
     assert_eq!(e.to_string(), "invalid prefetch: queue \"q\" may hold at most 100000 jobs ahead");
+    for wait in [Duration::ZERO, Duration::from_secs(3601)] {
+        let e = builder(&t).queue_with("q", skiplock::QueueConfig::new(1).prefetch_wait(wait)).build().err().unwrap();
+        assert_eq!(e.to_string(), "invalid prefetch_wait: queue \"q\" needs between 1ms and 3600s");
+    }
     let e = builder(&t).queue("bad name", 1).build().err().unwrap();
     assert!(e.to_string().starts_with("invalid queue:"), "{e}");
     let e = builder(&t).queue("q", 1).register_raw("\"; drop table", None, |_a, _c| async { Ok(()) }).build();

@@ -21,9 +21,19 @@ const AHEAD: usize = 10;
 /// Starts the scene's worker and returns it with its events, the blocking
 /// job's id and the ids of the jobs claimed behind it.
 async fn scene(t: &TestDb, shutdown_grace: Duration) -> (WorkerHandle, Receiver<Event>, i64, Vec<i64>) {
+    // Jobs claimed ahead wait as long as these tests need.
+    scene_with(t, shutdown_grace, Duration::from_secs(600)).await
+}
+
+/// [`scene`], where a job claimed ahead waits at most `prefetch_wait`.
+async fn scene_with(
+    t: &TestDb,
+    shutdown_grace: Duration,
+    prefetch_wait: Duration,
+) -> (WorkerHandle, Receiver<Event>, i64, Vec<i64>) {
     let worker = builder(t)
         .shutdown_grace(shutdown_grace)
-        .queue_with("default", QueueConfig::new(1).prefetch(20))
+        .queue_with("default", QueueConfig::new(1).prefetch(20).prefetch_wait(prefetch_wait))
         .register::<Noop, _, _>(|_job, _ctx| async { Ok(()) })
         .register::<Waits, _, _>(waits)
         .build()
@@ -153,5 +163,36 @@ async fn a_job_claimed_ahead_that_is_cancelled_or_loses_its_lease_never_starts()
     let row = t.client.job(cancelled).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Cancelled);
     assert_eq!(row.errors.last().map(|e| e.error.as_str()), Some("cancelled before it started"));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn jobs_claimed_ahead_of_a_slot_that_stays_busy_go_back_to_a_worker_with_room() {
+    let t = fresh().await;
+    // The default wait, one second: the ten quick jobs behind the blocker
+    // were claimed at the quick jobs' pace, and the blocker does not end.
+    let (handle, mut events, _blocker, behind) =
+        scene_with(&t, Duration::from_millis(200), skiplock::PREFETCH_WAIT_DEFAULT).await;
+    for id in &behind {
+        wait_for(&mut events, |e| matches!(e, Event::Finished { id: i, state: JobState::Available, .. } if i == id))
+            .await;
+    }
+    // A second worker with free slots runs them; the first, still busy,
+    // claims none ahead again until one of its jobs finishes.
+    let other = builder(&t).queue("default", 5).register::<Noop, _, _>(|_job, _ctx| async { Ok(()) }).build().unwrap();
+    let mut other_events = other.subscribe();
+    let other = other.start();
+    wait_completed(&mut other_events, &behind).await;
+    for id in &behind {
+        let row = t.client.job(*id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.attempt),
+            (JobState::Completed, 1),
+            "job {id} ran once, its handed-back attempt unused"
+        );
+    }
+    assert_eq!(handle.running(), 1, "the blocker still runs");
+    assert!(!starts(&mut events).keys().any(|id| behind.contains(id)), "the busy worker started none of them");
+    other.shutdown().await;
     handle.shutdown().await;
 }
