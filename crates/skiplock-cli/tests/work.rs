@@ -534,6 +534,11 @@ async fn bad_flags_are_one_line_errors() {
             &["--queue", "q", "--prefetch", "100001", "--exec", "true"],
             "error: invalid --prefetch: must be at most 100000",
         ),
+        (
+            &["--queue", "q", "--prefetch-wait", "0s", "--exec", "true"],
+            "error: invalid --prefetch-wait: must be between 1ms and 3600s",
+        ),
+        (&["--queue", "q", "--prefetch-wait", "2h", "--exec", "true"], "error: invalid --prefetch-wait: must be"),
         (&["--queue", "bad name", "--exec", "true"], "error: invalid queue: "),
         (&["--queue", "q", "--timeout", "5x", "--exec", "true"], "error: invalid --timeout: "),
         (&["--queue", "q", "--exec", "  "], "error: invalid --exec: is empty"),

@@ -108,6 +108,10 @@ pub struct Args {
     /// what can start at once
     #[arg(long, value_name = "N", default_value_t = skiplock::PREFETCH_DEFAULT)]
     prefetch: usize,
+    /// How long a job claimed ahead may wait for a free slot before it goes back to the queue
+    /// unstarted, for any worker with room [default: 1s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    prefetch_wait: Option<OsString>,
     /// The command, run as `sh -c COMMAND` once per attempt
     #[arg(long, value_name = "COMMAND", required = true, allow_hyphen_values = true)]
     exec: OsString,
@@ -180,6 +184,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let lease = duration("--lease", &args.lease)?;
     let grace = duration("--shutdown-grace", &args.shutdown_grace)?;
+    let prefetch_wait = duration("--prefetch-wait", &args.prefetch_wait)?.unwrap_or(skiplock::PREFETCH_WAIT_DEFAULT);
+    if prefetch_wait.is_zero() || prefetch_wait > skiplock::PREFETCH_WAIT_MAX {
+        bail!("invalid --prefetch-wait: must be between 1ms and {}s", skiplock::PREFETCH_WAIT_MAX.as_secs());
+    }
 
     let Some(url) = ctx.database_url()? else {
         bail!("no database: pass --database-url or set DATABASE_URL");
@@ -189,7 +197,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let client = ctx.client_with(&url, pool)?;
     let mut builder = Worker::builder(client.clone());
     for q in &queues {
-        builder = builder.queue_with(q, QueueConfig::new(args.concurrency).prefetch(args.prefetch));
+        let config = QueueConfig::new(args.concurrency).prefetch(args.prefetch).prefetch_wait(prefetch_wait);
+        builder = builder.queue_with(q, config);
     }
     if let Some(lease) = lease {
         builder = builder.lease(lease);
