@@ -37,33 +37,40 @@ WITH input AS (
     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
         AS t(id, lease_token, outcome, error, delay_ms)
 ),
-decided AS (
-    -- An operator's cancel of a running job wins over every outcome that
-    -- would put the job back in the queue (the handler may never have seen
-    -- the cancel); a completion, the work done, stands.
-    SELECT i.id, i.lease_token, i.delay_ms,
-           CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
-                THEN coalesce(i.error, 'cancelled while running')
-                ELSE i.error END AS error,
-           CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
+-- What each outcome makes of its job is decided from the row being written
+-- (its attempts, and whether an operator asked to cancel it), inside the
+-- DELETE and the UPDATE themselves: one probe of jobs_pkey per job, and a
+-- cancel requested while this statement ran is seen on the new row version
+-- (EvalPlanQual). An operator's cancel of a running job wins over every
+-- outcome that would put the job back in the queue (the handler may never
+-- have seen the cancel); a completion, the work done, stands. The two CASE
+-- expressions below are the same in both statements:
+--   next:  failed/snoozed/released and cancel requested -> cancelled;
+--          failed with attempt >= max_attempts -> discarded; failed -> retryable;
+--          otherwise the outcome itself.
+--   error: the given error, or 'cancelled while running' for such a cancel.
+-- `j.id = ANY ($1)` is redundant with the join, and there for the plan: a
+-- probe of jobs_pkey whatever autoanalyze last saw (a join alone was once
+-- planned as a walk of the whole index, every dead entry included, after
+-- the table had been analysed nearly empty).
+finished AS (
+    DELETE FROM {schema}.jobs j
+    USING input i
+    WHERE j.id = ANY ($1::bigint[]) AND j.id = i.id AND j.lease_token = i.lease_token
+      AND (CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
                 THEN 'cancelled'
                 WHEN i.outcome = 'failed' AND j.attempt >= j.max_attempts THEN 'discarded'
                 WHEN i.outcome = 'failed' THEN 'retryable'
-                ELSE i.outcome END AS next
-    FROM input i
-    JOIN {schema}.jobs j ON j.id = i.id AND j.lease_token = i.lease_token
-    -- Redundant with the join, and there for the plan: a probe of jobs_pkey
-    -- whatever autoanalyze last saw (a join alone was once planned as a walk
-    -- of the whole index, every dead entry included, after the table had
-    -- been analysed nearly empty).
-    WHERE j.id = ANY ($1::bigint[])
-),
-finished AS (
-    DELETE FROM {schema}.jobs j
-    USING decided d
-    WHERE j.id = ANY ($1::bigint[]) AND j.id = d.id AND j.lease_token = d.lease_token
-      AND d.next IN ('completed', 'cancelled', 'discarded')
-    RETURNING j.*, d.next, d.error
+                ELSE i.outcome END) IN ('completed', 'cancelled', 'discarded')
+    RETURNING j.*,
+              CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
+                   THEN 'cancelled'
+                   WHEN i.outcome = 'failed' AND j.attempt >= j.max_attempts THEN 'discarded'
+                   WHEN i.outcome = 'failed' THEN 'retryable'
+                   ELSE i.outcome END AS next,
+              CASE WHEN i.outcome IN ('failed', 'snoozed', 'released') AND j.cancel_requested_at IS NOT NULL
+                   THEN coalesce(i.error, 'cancelled while running')
+                   ELSE i.error END AS error
 ),
 archived AS (
     INSERT INTO {schema}.jobs_archive
@@ -79,22 +86,27 @@ archived AS (
     WHERE $10 OR next <> 'completed'
 ),
 requeued AS (
+    -- Only outcomes that can put a job back are looked at (a completion's
+    -- job is not probed twice); a cancel requested meanwhile makes them
+    -- final, and the DELETE above takes them instead.
     UPDATE {schema}.jobs j
-    SET state = CASE WHEN d.next = 'retryable' AND d.delay_ms > 0 THEN 'retryable'
-                     WHEN d.next = 'snoozed' AND d.delay_ms > 0 THEN 'scheduled'
+    SET state = CASE WHEN i.outcome = 'failed' AND i.delay_ms > 0 THEN 'retryable'
+                     WHEN i.outcome = 'snoozed' AND i.delay_ms > 0 THEN 'scheduled'
                      ELSE 'available' END::{schema}.job_state,
-        run_at = now() + greatest(d.delay_ms, 0) * interval '1 millisecond',
-        attempt = CASE WHEN d.next IN ('snoozed', 'released') THEN j.attempt - 1 ELSE j.attempt END,
-        errors = CASE WHEN d.error IS NULL THEN j.errors
+        run_at = now() + greatest(i.delay_ms, 0) * interval '1 millisecond',
+        attempt = CASE WHEN i.outcome IN ('snoozed', 'released') THEN j.attempt - 1 ELSE j.attempt END,
+        errors = CASE WHEN i.error IS NULL THEN j.errors
                       ELSE j.errors || jsonb_build_array(jsonb_build_object(
-                          'attempt', j.attempt, 'at', now(), 'error', d.error)) END,
+                          'attempt', j.attempt, 'at', now(), 'error', i.error)) END,
         lease_token = NULL,
         lease_expires_at = NULL,
         cancel_requested_at = NULL
-    FROM decided d
-    WHERE j.id = ANY ($1::bigint[]) AND j.id = d.id AND j.lease_token = d.lease_token
-      AND d.next IN ('retryable', 'snoozed', 'released')
-    RETURNING j.id, d.lease_token, j.queue, j.state::text AS state
+    FROM input i
+    WHERE j.id = ANY ($1::bigint[]) AND j.id = i.id AND j.lease_token = i.lease_token
+      AND i.outcome IN ('failed', 'snoozed', 'released')
+      AND j.cancel_requested_at IS NULL
+      AND NOT (i.outcome = 'failed' AND j.attempt >= j.max_attempts)
+    RETURNING j.id, i.lease_token, j.queue, j.state::text AS state
 ),
 notified AS (
     -- Jobs that became available now wake their queue's workers.
