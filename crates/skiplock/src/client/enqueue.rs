@@ -400,7 +400,9 @@ impl Client {
     /// commit; see [`ClientBuilder::combine_enqueues`](crate::ClientBuilder::combine_enqueues)):
     /// a call that comes while the client's statements are in flight goes
     /// with the next one. Each job's result and error are still its own.
-    /// Jobs with a unique key are always sent alone.
+    /// Jobs with a unique key are always sent alone. A call whose future is
+    /// dropped before it returns may still have its job enqueued, as with
+    /// any statement already sent.
     ///
     /// # Errors
     ///
