@@ -54,13 +54,21 @@ impl std::fmt::Debug for Coalescer {
     }
 }
 
-/// Counts a sender out of [`State::in_flight`] however its task ends (also
-/// if the runtime drops it), so the next call starts another.
-struct InFlight<'a>(&'a Coalescer);
+/// Counts a sender out of [`State::in_flight`] if its task ends early (the
+/// runtime drops it), so the next call starts another. A sender that runs
+/// out of jobs counts itself out under the same lock as it finds none
+/// waiting, or a call queued in between would wait for a sender that is
+/// leaving.
+struct InFlight<'a> {
+    co: &'a Coalescer,
+    counted: bool,
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().expect("not poisoned").in_flight -= 1;
+        if self.counted {
+            self.co.state.lock().expect("not poisoned").in_flight -= 1;
+        }
     }
 }
 
@@ -89,19 +97,21 @@ impl Coalescer {
         F: Fn(Columns) -> Fut,
         Fut: Future<Output = (Columns, Result<Vec<Enqueued>>)>,
     {
-        let _counted = InFlight(self);
+        let mut me = InFlight { co: self, counted: true };
         loop {
             // One turn of the scheduler first: the calls that the last
             // statement's replies woke can come back with their next job.
             tokio::task::yield_now().await;
             let batch: Vec<Waiting> = {
                 let mut s = self.state.lock().expect("not poisoned");
+                if s.waiting.is_empty() {
+                    s.in_flight -= 1;
+                    me.counted = false;
+                    return;
+                }
                 let n = s.waiting.len().min(BATCH_MAX);
                 s.waiting.drain(..n).collect()
             };
-            if batch.is_empty() {
-                return;
-            }
             let mut cols = Columns::default();
             let mut replies = Vec::with_capacity(batch.len());
             for w in batch {

@@ -148,3 +148,34 @@ async fn a_session_ended_under_a_statement_fails_its_jobs_and_sends_none_again()
     // The client goes on: its statements in flight were counted out.
     t.client.enqueue_job(NewJob::new("k", &1, EnqueueOptions::new()).unwrap()).await.unwrap();
 }
+
+/// Calls from many threads at once, back to back: every one returns (none
+/// is left waiting for a sender that has gone), each with a job of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_from_many_threads_all_return_with_a_job_each() {
+    let t = fresh().await;
+    let mut set = JoinSet::new();
+    for task in 0..16 {
+        let client = t.client.clone();
+        set.spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..150 {
+                let job =
+                    NewJob::new("k", &serde_json::json!({ "task": task, "i": i }), EnqueueOptions::new()).unwrap();
+                let call = client.enqueue_job(job);
+                ids.push(
+                    tokio::time::timeout(std::time::Duration::from_secs(60), call).await.expect("returned").unwrap().id,
+                );
+            }
+            ids
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = set.join_next().await {
+        ids.extend(r.unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 16 * 150, "a different job for every call");
+    assert_eq!(t.count("jobs", "true").await, 16 * 150, "and nothing more");
+}
