@@ -20,10 +20,9 @@
 //! quick jobs are followed by slow ones: the prefetch taken at the quick
 //! jobs' pace would then keep jobs waiting here behind slow ones. So a job
 //! that has waited the queue's `prefetch_wait` (default 1 s) for a slot is
-//! handed back unstarted (its
-//! attempt unused) for any worker with room, and the queue prefetches
-//! nothing more until one of its jobs finishes and brings the mean up to
-//! date.
+//! handed back unstarted (its attempt unused) for any worker with room, and
+//! the queue prefetches nothing more until one of its jobs finishes and
+//! brings the mean up to date.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
