@@ -158,3 +158,84 @@ fn refused(e: &Error) -> bool {
     };
     pg.as_db_error().is_some_and(|db| db.parsed_severity() == Some(tokio_postgres::error::Severity::Error))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    /// One job's columns.
+    fn one() -> Columns {
+        let mut c = Columns::default();
+        c.queue.push("q".into());
+        c.kind.push("k".into());
+        c.args.push(RawValue::from_string("{}".into()).unwrap());
+        c.priority.push(0);
+        c.run_at.push(None);
+        c.delay_ms.push(None);
+        c.max_attempts.push(1);
+        c.unique_key.push(None);
+        c.tags.push(Vec::new());
+        c.meta.push("{}".into());
+        c.timeout_ms.push(None);
+        c.unique_args.push(false);
+        c.unique_period_s.push(None);
+        c.unique_final.push(None);
+        c
+    }
+
+    /// An insert that gives the jobs ids 0, 1, … and counts its statements.
+    fn insert(
+        statements: &std::cell::Cell<usize>,
+    ) -> impl Fn(Columns) -> std::future::Ready<(Columns, Result<Vec<Enqueued>>)> + '_ {
+        move |cols: Columns| {
+            statements.set(statements.get() + 1);
+            let done = (0..cols.len()).map(|i| Enqueued { id: i as i64, inserted: true }).collect();
+            std::future::ready((cols, Ok(done)))
+        }
+    }
+
+    fn in_flight(co: &Coalescer) -> usize {
+        co.state.lock().unwrap().in_flight
+    }
+
+    #[tokio::test]
+    async fn senders_take_every_waiting_job_and_count_themselves_out() {
+        let co = Coalescer::default();
+        let statements = std::cell::Cell::new(0);
+        let (r1, start1) = co.submit(one());
+        let (r2, start2) = co.submit(one());
+        let (r3, start3) = co.submit(one());
+        assert_eq!((start1, start2, start3), (true, true, false), "two senders at most");
+        // The first sender takes all three in one statement, then finds
+        // nothing and counts itself out; the second, never run, still counts.
+        co.send_waiting(insert(&statements)).await;
+        assert_eq!(statements.get(), 1);
+        let ids: Vec<i64> = [r1, r2, r3].into_iter().map(|mut r| r.try_recv().unwrap().unwrap().id).collect();
+        assert_eq!(ids, [0, 1, 2], "each call its own row of the statement");
+        assert_eq!(in_flight(&co), 1);
+        co.send_waiting(insert(&statements)).await;
+        assert_eq!((statements.get(), in_flight(&co)), (1, 0), "nothing to send: it counts itself out");
+        // With none in flight, the next call starts a sender again.
+        let (_r4, start4) = co.submit(one());
+        assert!(start4);
+    }
+
+    #[tokio::test]
+    async fn a_sender_dropped_midway_is_counted_out() {
+        let co = Coalescer::default();
+        let (_r, start) = co.submit(one());
+        assert!(start);
+        let never = |cols: Columns| async move {
+            std::future::pending::<()>().await;
+            (cols, Ok(Vec::new()))
+        };
+        let mut sending = Box::pin(co.send_waiting(never));
+        assert!(futures_util::poll!(sending.as_mut()).is_pending(), "its statement never answers");
+        assert!(futures_util::poll!(sending.as_mut()).is_pending());
+        assert_eq!(in_flight(&co), 1);
+        drop(sending);
+        assert_eq!(in_flight(&co), 0, "dropped (as by a runtime shutting down): counted out");
+    }
+}
