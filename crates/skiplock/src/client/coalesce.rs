@@ -47,13 +47,6 @@ pub(crate) struct Coalescer {
     state: Mutex<State>,
 }
 
-impl std::fmt::Debug for Coalescer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self.state.lock().expect("not poisoned");
-        f.debug_struct("Coalescer").field("waiting", &s.waiting.len()).field("in_flight", &s.in_flight).finish()
-    }
-}
-
 /// Counts a sender out of [`State::in_flight`] if its task ends early (the
 /// runtime drops it), so the next call starts another. A sender that runs
 /// out of jobs counts itself out under the same lock as it finds none
